@@ -1,0 +1,240 @@
+"""The LM base class: DSPy 2.4's LM call surface over one async core.
+
+Subclasses implement a single coroutine, :meth:`LM.acomplete`, returning a :class:`Generation`
+(completion texts plus finish reasons, usage, replica). Everything else is shared: the DSPy 2.4
+``_generate`` shape ``{"prompt": str, "choices": [{"text": str}, ...]}``, history, ``__call__``,
+``request``, and the sync face.
+"""
+
+from __future__ import annotations
+
+import copy as _copy
+import threading
+import time
+from collections import deque
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any, overload
+
+from tgispy._sync import run_sync
+
+__all__ = ["LM", "Completion", "Generation", "History", "HistoryEntry"]
+
+HistoryEntry = dict[str, Any]
+
+_GREEN = "\x1b[32m"
+_RESET = "\x1b[0m"
+
+
+@dataclass(frozen=True)
+class Completion:
+    """One generated sequence."""
+
+    text: str
+    finish_reason: str | None = None
+    generated_tokens: int | None = None
+    logprob: float | None = None
+
+
+@dataclass(frozen=True)
+class Generation:
+    """Everything one LM call produced: completions plus metadata for history and stats."""
+
+    prompt: str
+    completions: tuple[Completion, ...]
+    usage: dict[str, int] | None = None
+    replica: str | None = None
+    cached: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_response(self) -> dict[str, Any]:
+        """The DSPy 2.4 ``_generate`` result: ``{"prompt": ..., "choices": [{"text": ...}]}``."""
+        return {"prompt": self.prompt, "choices": [{"text": c.text} for c in self.completions]}
+
+
+class History:
+    """A bounded, thread- and task-safe list of LM calls (oldest dropped first).
+
+    Supports ``len``, iteration, indexing (``history[-1]``) and slicing, like the list DSPy 2.4 kept,
+    without growing forever in a long-running process.
+    """
+
+    def __init__(self, maxlen: int | None = 1000) -> None:
+        self._items: deque[HistoryEntry] = deque(maxlen=maxlen)
+        self._lock = threading.Lock()
+
+    @property
+    def maxlen(self) -> int | None:
+        return self._items.maxlen
+
+    def append(self, entry: HistoryEntry) -> None:
+        with self._lock:
+            self._items.append(entry)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+
+    def snapshot(self) -> list[HistoryEntry]:
+        with self._lock:
+            return list(self._items)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __iter__(self) -> Iterator[HistoryEntry]:
+        return iter(self.snapshot())
+
+    @overload
+    def __getitem__(self, index: int) -> HistoryEntry: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[HistoryEntry]: ...
+    def __getitem__(self, index: int | slice) -> HistoryEntry | list[HistoryEntry]:
+        return self.snapshot()[index]
+
+    def __bool__(self) -> bool:
+        return len(self._items) > 0
+
+    def __repr__(self) -> str:
+        return f"History({len(self)} entries, maxlen={self.maxlen})"
+
+
+class LM:
+    """Base class of every tgispy language model.
+
+    Args:
+        model: the model id (used in cache keys and history).
+        history_size: how many calls :attr:`history` keeps (``None`` = unbounded).
+        **kwargs: default generation parameters, merged under each call's kwargs.
+
+    Example:
+        >>> class Echo(LM):
+        ...     async def acomplete(self, prompt, **kwargs):
+        ...         return Generation(prompt, (Completion(prompt.upper()),))
+        >>> Echo("echo")("hi")
+        ['HI']
+    """
+
+    provider: str = "default"
+
+    def __init__(self, model: str, *, history_size: int | None = 1000, **kwargs: Any) -> None:
+        self.model = model
+        self.kwargs: dict[str, Any] = {
+            "temperature": 0.0,
+            "max_tokens": 150,
+            "top_p": 1,
+            "n": 1,
+            **kwargs,
+        }
+        self.history = History(history_size)
+
+    # ---- the one thing subclasses implement -------------------------------------------------
+    async def acomplete(self, prompt: str, **kwargs: Any) -> Generation:
+        """Generate completions for ``prompt`` with per-call ``kwargs`` over :attr:`kwargs`."""
+        raise NotImplementedError
+
+    # ---- async core -------------------------------------------------------------------------
+    async def agenerate(self, prompt: str, **kwargs: Any) -> dict[str, Any]:
+        """Async twin of ``_generate``: ``{"prompt": str, "choices": [{"text": str}, ...]}``."""
+        return (await self.acomplete(prompt, **kwargs)).to_response()
+
+    async def _arecorded(self, prompt: str, **kwargs: Any) -> Generation:
+        started = time.perf_counter()
+        generation = await self.acomplete(prompt, **kwargs)
+        self.history.append(
+            {
+                "prompt": prompt,
+                "response": generation.to_response(),
+                "kwargs": {**self.kwargs, **kwargs},
+                "raw_kwargs": kwargs,
+                "usage": generation.usage,
+                "latency": time.perf_counter() - started,
+                "replica": generation.replica,
+                "cached": generation.cached,
+                "finish_reasons": [c.finish_reason for c in generation.completions],
+                "timestamp": time.time(),
+            }
+        )
+        return generation
+
+    async def abasic_request(self, prompt: str, **kwargs: Any) -> dict[str, Any]:
+        """Generate, record the call in :attr:`history`, return the ``_generate`` shape."""
+        return (await self._arecorded(prompt, **kwargs)).to_response()
+
+    async def arequest(self, prompt: str, **kwargs: Any) -> dict[str, Any]:
+        return await self.abasic_request(prompt, **kwargs)
+
+    async def acall(
+        self,
+        prompt: str,
+        only_completed: bool = True,
+        return_sorted: bool = False,
+        **kwargs: Any,
+    ) -> list[str]:
+        """Async twin of ``__call__``: the completion texts for ``prompt``."""
+        generation = await self._arecorded(prompt, **kwargs)
+        return _texts(generation, only_completed, return_sorted)
+
+    # ---- sync face --------------------------------------------------------------------------
+    def _generate(self, prompt: str, **kwargs: Any) -> dict[str, Any]:
+        return run_sync(self.agenerate(prompt, **kwargs))
+
+    def basic_request(self, prompt: str, **kwargs: Any) -> dict[str, Any]:
+        return run_sync(self.abasic_request(prompt, **kwargs))
+
+    def request(self, prompt: str, **kwargs: Any) -> dict[str, Any]:
+        return run_sync(self.arequest(prompt, **kwargs))
+
+    def __call__(
+        self,
+        prompt: str,
+        only_completed: bool = True,
+        return_sorted: bool = False,
+        **kwargs: Any,
+    ) -> list[str]:
+        return run_sync(self.acall(prompt, only_completed, return_sorted, **kwargs))
+
+    def copy(self, **kwargs: Any) -> LM:
+        """A copy with updated default kwargs and a fresh history."""
+        new = _copy.copy(self)
+        new.kwargs = {**self.kwargs, **kwargs}
+        new.history = History(self.history.maxlen)
+        return new
+
+    def inspect_history(self, n: int = 1, skip: int = 0) -> str:
+        """Print and return the last ``n`` prompts with their completions (completion in green)."""
+        text = format_history(self.history.snapshot(), n=n, skip=skip)
+        print(text)
+        return text
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(model={self.model!r})"
+
+
+def _texts(generation: Generation, only_completed: bool, return_sorted: bool) -> list[str]:
+    completions = list(generation.completions)
+    if only_completed:
+        # As DSPy 2.4's LMs did: drop sequences cut by the length limit when any other finished.
+        finished = [c for c in completions if c.finish_reason != "length"]
+        if finished:
+            completions = finished
+    if return_sorted:
+        completions.sort(key=lambda c: c.logprob if c.logprob is not None else 0.0, reverse=True)
+    return [c.text for c in completions]
+
+
+def format_history(entries: list[HistoryEntry], n: int = 1, skip: int = 0) -> str:
+    """Render history entries as DSPy 2.4's ``inspect_history`` did (pure)."""
+    end = len(entries) - skip
+    chosen = entries[max(0, end - n) : max(0, end)]
+    out: list[str] = []
+    for entry in chosen:
+        prompt = str(entry.get("prompt", ""))
+        response = entry.get("response") or {}
+        choices = response.get("choices") or []
+        text = str(choices[0].get("text", "")) if choices else ""
+        block = "\n\n\n" + prompt + _GREEN + text + _RESET
+        if len(choices) > 1:
+            block += f" \t (and {len(choices) - 1} other completions)"
+        out.append(block)
+    return "".join(out) + "\n\n\n"
