@@ -1,8 +1,8 @@
 """The sync face: run coroutines of the async core on one private event-loop thread.
 
-Every blocking API of tgispy (``lm(prompt)``, ``HFClientTGI._generate``, ``Module.__call__``) is a thin
-wrapper that hands the coroutine of its async twin to :func:`run_sync`. There is exactly one code path
-for each operation; the sync face only waits for it.
+Every blocking API of tgispy (``lm(prompt)``, ``HFClientTGI._generate``, ``Module.__call__``) is
+a thin wrapper that hands the coroutine of its async twin to :func:`run_sync`. There is exactly one
+code path for each operation; the sync face only waits for it.
 
 One loop thread for the whole process keeps connection pools, replica state and ``/info`` caches
 shared by every caller thread, and works from inside a running event loop (Jupyter) too.

@@ -43,11 +43,11 @@ class TgispyError(Exception):
 
 
 class ConfigError(TgispyError, ValueError):
-    """Bad configuration or arguments, detected before any network call. The message names the fix."""
+    """Bad configuration or arguments, caught before any network call. The message names the fix."""
 
 
 class InvalidRequestError(ConfigError):
-    """A generation request that a TGI server would reject (e.g. ``top_p=1.0``), caught client-side."""
+    """A generation request a TGI server would reject (e.g. ``top_p=1.5``), caught client-side."""
 
 
 class ParseError(TgispyError, ValueError):

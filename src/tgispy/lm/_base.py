@@ -55,7 +55,7 @@ class Generation:
 class History:
     """A bounded, thread- and task-safe list of LM calls (oldest dropped first).
 
-    Supports ``len``, iteration, indexing (``history[-1]``) and slicing, like the list DSPy 2.4 kept,
+    Supports ``len``, iteration, indexing (``history[-1]``) and slicing, like DSPy 2.4's list,
     without growing forever in a long-running process.
     """
 

@@ -1,0 +1,421 @@
+"""``HFClientTGI``: DSPy 2.4's TGI client, rebuilt on tgispy's async core.
+
+The constructor and ``_generate`` result are the seed's; underneath, requests go through the
+shared async client (keep-alive pools, ``/info``-aware validation, routing across replicas, bounded
+retries), with a two-tier cache in front.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from collections.abc import AsyncGenerator, Iterator, Mapping, Sequence
+from typing import Any
+
+from tgispy._sync import background_loop, run_sync
+from tgispy.errors import ConfigError
+from tgispy.lm._base import LM, Completion, Generation
+from tgispy.tgi._client import TGIClient
+from tgispy.tgi._endpoints import PortArg, UrlArg, replica_urls
+from tgispy.tgi._policy import RetryPolicy, RoutingPolicy, Timeout
+from tgispy.tgi._request import (
+    build_chat_request,
+    build_generate_request,
+    generation_parameters,
+)
+from tgispy.tgi._response import (
+    ChatResponse,
+    GenerateResponse,
+    parse_chat_response,
+    parse_generate_response,
+    usage_from_headers,
+)
+from tgispy.tgi._transport import HTTPResponse
+
+__all__ = ["HFClientTGI"]
+
+_HTTP_REQUEST_KEYS = frozenset({"headers", "timeout", "auth", "verify"})
+_MODES = ("text", "chat")
+
+
+class HFClientTGI(LM):
+    """A client for HuggingFace text-generation-inference servers (one or many replicas).
+
+    Args:
+        model: the HuggingFace model id served by TGI (used in cache keys and history).
+        port: one port (``8080``), a list of ports (``[8080, 8081]``) -- one replica each -- or
+            ``None`` when ``url`` already holds full base URLs.
+        url: base URL (``"http://localhost"``), or a list of full base URLs (https and path
+            prefixes allowed, e.g. HF Inference Endpoints).
+        http_request_kwargs: ``headers``, ``timeout`` (seconds or :class:`~tgispy.tgi.Timeout`),
+            ``auth`` (a bearer token string or ``(user, password)``) and ``verify`` (TLS).
+        cache: ``True`` (memory + disk, shared), ``False``, or an ``LMCache``.
+        mode: ``"text"`` (``/generate``) or ``"chat"`` (TGI's Messages API).
+        retry: retry policy; routing: routing policy.
+        history_size: how many calls :attr:`history` keeps.
+        **kwargs: default generation parameters (DSPy 2.4 defaults: ``temperature=0.01,
+            max_tokens=75, top_p=0.97, n=1, stop=["\\n", "\\n\\n"]``).
+
+    Example:
+        >>> import tgispy as dspy
+        >>> tgi = dspy.HFClientTGI(model="HuggingFaceTB/SmolLM2-135M-Instruct", port=8080,
+        ...                        url="http://localhost")
+        >>> tgi.kwargs["max_tokens"]
+        75
+    """
+
+    provider = "hf"
+
+    def __init__(
+        self,
+        model: str,
+        port: PortArg,
+        url: UrlArg = "http://localhost",
+        http_request_kwargs: Mapping[str, Any] | None = None,
+        *,
+        cache: Any = True,
+        mode: str = "text",
+        retry: RetryPolicy | None = None,
+        routing: RoutingPolicy | None = None,
+        history_size: int | None = 1000,
+        **kwargs: Any,
+    ) -> None:
+        if not isinstance(model, str) or not model:
+            raise ConfigError("model must be the model id served by TGI, e.g. model='gpt2'")
+        if mode not in _MODES:
+            raise ConfigError(f"mode must be one of {_MODES}, got {mode!r}")
+        defaults: dict[str, Any] = {
+            "temperature": 0.01,
+            "max_tokens": 75,
+            "top_p": 0.97,
+            "n": 1,
+            "stop": ["\n", "\n\n"],
+            **kwargs,
+        }
+        super().__init__(model, history_size=history_size)
+        self.kwargs = defaults
+        self.url = url
+        self.ports = list(port) if isinstance(port, (list, tuple)) else [port]
+        self.mode = mode
+        self.urls = replica_urls(url, port)
+        self.headers = {"Content-Type": "application/json"}
+        self.http_request_kwargs = dict(http_request_kwargs or {})
+        headers, verify, timeout = _http_options(self.http_request_kwargs, self.urls)
+        # Catch bad generation defaults now, before any network call.
+        generation_parameters(defaults)
+        self._client = TGIClient(
+            self.urls, headers=headers, verify=verify, timeout=timeout, retry=retry, routing=routing
+        )
+        self._cache = _resolve_cache(cache)
+
+    # ---- the async core ---------------------------------------------------------------------
+    async def acomplete(self, prompt: str, **kwargs: Any) -> Generation:
+        """Generate completions for ``prompt`` (``n`` of them via TGI's ``best_of``)."""
+        if not isinstance(prompt, str):
+            raise ConfigError(f"prompt must be a string, got {type(prompt).__name__}")
+        merged = {**self.kwargs, **kwargs}
+        use_cache = merged.pop("cache", True) and self._cache is not None
+        if self.mode == "chat":
+            return await self._acomplete_chat(prompt, merged, use_cache)
+        known = self._client.cached_info()
+        body = build_generate_request(prompt, merged, info=known)
+        key = _key(self.model, "/generate", body) if use_cache else None
+        if key is not None:
+            hit = _from_cache(prompt, self._cache.get(key))
+            if hit is not None:
+                return hit
+        info = await self._client.server_info()
+        if info is not None and known is None:
+            body = build_generate_request(prompt, merged, info=info)  # re-validate with limits
+        result, meta = await self._client.post("/generate", body, _parse_generate)
+        response, usage = result
+        generation = Generation(
+            prompt=prompt,
+            completions=tuple(
+                Completion(s.text, s.finish_reason, s.generated_tokens, s.logprob)
+                for s in response.sequences
+            ),
+            usage=usage,
+            replica=meta.replica,
+        )
+        if key is not None:
+            self._cache.set(key, _to_cache(generation))
+        return generation
+
+    async def _acomplete_chat(
+        self, prompt: str, merged: dict[str, Any], use_cache: bool
+    ) -> Generation:
+        n = int(merged.pop("n", 1) or 1)
+        messages = [{"role": "user", "content": prompt}]
+        results = await asyncio.gather(
+            *(self._achat_one(messages, merged, use_cache, index=i) for i in range(n))
+        )
+        usage = _sum_usage([g.usage for g in results])
+        return Generation(
+            prompt=prompt,
+            completions=tuple(c for g in results for c in g.completions),
+            usage=usage,
+            replica=results[0].replica if results else None,
+            cached=all(g.cached for g in results),
+        )
+
+    async def _achat_one(
+        self,
+        messages: Sequence[Mapping[str, Any]],
+        merged: Mapping[str, Any],
+        use_cache: bool,
+        *,
+        index: int = 0,
+    ) -> Generation:
+        info = await self._client.server_info()
+        body = build_chat_request(messages, merged, model=self.model, info=info)
+        # n chat samples are n requests with one body: the index keeps their cache entries apart.
+        key = _key(self.model, f"/v1/chat/completions#{index}", body) if use_cache else None
+        if key is not None:
+            hit = _from_cache("", self._cache.get(key))
+            if hit is not None:
+                return hit
+        chat, meta = await self._client.post("/v1/chat/completions", body, _parse_chat)
+        generation = Generation(
+            prompt="",
+            completions=(Completion(chat.content or "", chat.finish_reason),),
+            usage=chat.usage,
+            replica=meta.replica,
+        )
+        if key is not None:
+            self._cache.set(key, _to_cache(generation))
+        return generation
+
+    async def achat(self, messages: Sequence[Mapping[str, Any]], **kwargs: Any) -> dict[str, Any]:
+        """Call TGI's Messages API (``/v1/chat/completions``).
+
+        Returns ``{"messages": messages, "choices": [{"text": ..., "finish_reason": ...}],
+        "usage": {...}}`` and records the call in :attr:`history`.
+        """
+        merged = {**self.kwargs, **kwargs}
+        merged.pop("n", None)
+        use_cache = bool(merged.pop("cache", True)) and self._cache is not None
+        started = time.perf_counter()
+        generation = await self._achat_one(list(messages), merged, use_cache)
+        response = {
+            "messages": list(messages),
+            "choices": [
+                {"text": c.text, "finish_reason": c.finish_reason} for c in generation.completions
+            ],
+            "usage": generation.usage,
+        }
+        self.history.append(
+            {
+                "prompt": _render_messages(messages),
+                "messages": list(messages),
+                "response": response,
+                "kwargs": merged,
+                "raw_kwargs": kwargs,
+                "usage": generation.usage,
+                "latency": time.perf_counter() - started,
+                "replica": generation.replica,
+                "cached": generation.cached,
+                "timestamp": time.time(),
+            }
+        )
+        return response
+
+    def chat(self, messages: Sequence[Mapping[str, Any]], **kwargs: Any) -> dict[str, Any]:
+        """Sync face of :meth:`achat`."""
+        return run_sync(self.achat(messages, **kwargs))
+
+    async def astream(self, prompt: str, **kwargs: Any) -> AsyncGenerator[str, None]:
+        """Stream the generated text of ``/generate_stream`` piece by piece.
+
+        Mid-stream server errors raise typed errors; the request is retried on another replica
+        only before the first token. Streams are recorded in history but never cached.
+        """
+        merged = {**self.kwargs, **kwargs}
+        merged.pop("cache", None)
+        info = await self._client.server_info()
+        body = build_generate_request(prompt, merged, info=info, stream=True)
+        started = time.perf_counter()
+        pieces: list[str] = []
+        async for event in self._client.generate_stream("/generate_stream", body):
+            if event.is_final:
+                details = event.details
+                text = event.generated_text or ""
+                self.history.append(
+                    {
+                        "prompt": prompt,
+                        "response": {"prompt": prompt, "choices": [{"text": text}]},
+                        "kwargs": merged,
+                        "raw_kwargs": kwargs,
+                        "usage": _usage_from_details(details),
+                        "latency": time.perf_counter() - started,
+                        "replica": None,
+                        "cached": False,
+                        "finish_reasons": [details.finish_reason if details else None],
+                        "timestamp": time.time(),
+                    }
+                )
+                if not pieces and text:
+                    yield text  # a final event without token events still delivers its text
+                return
+            if event.token is not None and not event.token.special:
+                pieces.append(event.token.text)
+                yield event.token.text
+
+    def stream(self, prompt: str, **kwargs: Any) -> Iterator[str]:
+        """Sync face of :meth:`astream`: iterate text pieces as they arrive."""
+        agen = self.astream(prompt, **kwargs)
+
+        async def step() -> str:
+            return await agen.__anext__()
+
+        try:
+            while True:
+                try:
+                    yield run_sync(step())
+                except StopAsyncIteration:
+                    return
+        finally:
+            asyncio.run_coroutine_threadsafe(agen.aclose(), background_loop()).result()
+
+    # ---- fleet ------------------------------------------------------------------------------
+    def stats(self) -> dict[str, dict[str, Any]]:
+        """Per replica: requests, errors by kind, ejections, in-flight, latency p50/p99."""
+        return self._client.stats()
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> HFClientTGI:
+        # An LM is a shared resource (pools, replica health); programs copy references to it.
+        return self
+
+    def __repr__(self) -> str:
+        urls = list(self.urls)
+        return f"HFClientTGI(model={self.model!r}, replicas={urls!r}, mode={self.mode!r})"
+
+
+# ---- pure helpers ------------------------------------------------------------------------------
+def _parse_generate(
+    resp: HTTPResponse, replica: str
+) -> tuple[GenerateResponse, dict[str, int] | None]:
+    return parse_generate_response(resp.body), usage_from_headers(resp.headers)
+
+
+def _parse_chat(resp: HTTPResponse, replica: str) -> ChatResponse:
+    return parse_chat_response(resp.body)
+
+
+def _key(model: str, endpoint: str, body: Mapping[str, Any]) -> str:
+    from tgispy.cache import cache_key
+
+    return cache_key({"model": model, "endpoint": endpoint, "body": body})
+
+
+def _to_cache(generation: Generation) -> dict[str, Any]:
+    return {
+        "completions": [
+            {
+                "text": c.text,
+                "finish_reason": c.finish_reason,
+                "generated_tokens": c.generated_tokens,
+                "logprob": c.logprob,
+            }
+            for c in generation.completions
+        ],
+        "usage": generation.usage,
+    }
+
+
+def _from_cache(prompt: str, value: Any) -> Generation | None:
+    """A cached generation, or ``None`` (a miss) when absent or not of the shape we store."""
+    if value is None:
+        return None
+    try:
+        return Generation(
+            prompt=prompt,
+            completions=tuple(Completion(**c) for c in value["completions"]),
+            usage=value.get("usage"),
+            replica=None,
+            cached=True,
+        )
+    except (KeyError, TypeError, AttributeError):
+        return None
+
+
+def _sum_usage(usages: Sequence[dict[str, int] | None]) -> dict[str, int] | None:
+    known = [u for u in usages if u]
+    if not known:
+        return None
+    keys = {k for u in known for k in u}
+    return {k: sum(u.get(k, 0) for u in known) for k in sorted(keys)}
+
+
+def _usage_from_details(details: Any) -> dict[str, int] | None:
+    if details is None or details.generated_tokens is None:
+        return None
+    usage = {"completion_tokens": int(details.generated_tokens)}
+    if details.input_length is not None:
+        usage["prompt_tokens"] = int(details.input_length)
+        usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
+    return usage
+
+
+def _render_messages(messages: Sequence[Mapping[str, Any]]) -> str:
+    return "\n\n".join(f"{m.get('role', '?')}: {m.get('content', '')}" for m in messages)
+
+
+def _resolve_cache(cache: Any) -> Any:
+    if cache is False or cache is None:
+        return None
+    if cache is True:
+        from tgispy.cache import LMCache
+
+        return LMCache.default()
+    if hasattr(cache, "get") and hasattr(cache, "set"):
+        return cache
+    raise ConfigError("cache must be True, False or an LMCache instance")
+
+
+def _http_options(
+    options: Mapping[str, Any], urls: Sequence[str]
+) -> tuple[dict[str, str], bool | str, Timeout]:
+    """Validate ``http_request_kwargs`` and turn it into headers, TLS verification and timeouts."""
+    unknown = sorted(set(options) - _HTTP_REQUEST_KEYS)
+    if unknown:
+        raise ConfigError(
+            f"http_request_kwargs does not support {unknown}; supported keys: "
+            f"{sorted(_HTTP_REQUEST_KEYS)}"
+        )
+    headers = {str(k): str(v) for k, v in dict(options.get("headers") or {}).items()}
+    auth = options.get("auth")
+    if auth is not None:
+        if isinstance(auth, str):
+            headers["Authorization"] = f"Bearer {auth}"
+        elif isinstance(auth, (tuple, list)) and len(auth) == 2:
+            import base64
+
+            basic = base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode()
+            headers["Authorization"] = f"Basic {basic}"
+        else:
+            raise ConfigError("auth must be a bearer token string or a (user, password) tuple")
+    has_auth = any(k.lower() == "authorization" for k in headers)
+    if not has_auth and all(u.startswith("https://") for u in urls):
+        token = os.environ.get("HF_TOKEN") or os.environ.get("HUGGING_FACE_HUB_TOKEN")
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+    verify = options.get("verify", True)
+    if not isinstance(verify, (bool, str)):
+        raise ConfigError("verify must be True, False or the path of a CA bundle")
+    raw_timeout = options.get("timeout")
+    if raw_timeout is None:
+        timeout = Timeout()
+    elif isinstance(raw_timeout, Timeout):
+        timeout = raw_timeout
+    elif isinstance(raw_timeout, (int, float)) and not isinstance(raw_timeout, bool):
+        if raw_timeout <= 0:
+            raise ConfigError("timeout must be a positive number of seconds")
+        timeout = Timeout(connect=min(float(raw_timeout), 10.0), total=float(raw_timeout))
+    elif isinstance(raw_timeout, tuple) and len(raw_timeout) == 2:
+        # requests-style (connect, read)
+        timeout = Timeout(connect=float(raw_timeout[0]), first_byte=float(raw_timeout[1]))
+    else:
+        raise ConfigError("timeout must be seconds, a (connect, read) tuple or a tgispy Timeout")
+    return headers, verify, timeout

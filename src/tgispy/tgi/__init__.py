@@ -1,0 +1,54 @@
+"""The TGI wire protocol: server info, request building, response / SSE parsing, error mapping.
+
+Everything re-exported here is pure and I/O-free; the HTTP shell lives in private modules.
+"""
+
+from tgispy.tgi._errors import error_from_payload, error_from_response, parse_retry_after
+from tgispy.tgi._info import ServerInfo
+from tgispy.tgi._request import (
+    CHAT_KEYS,
+    CLIENT_ONLY_KEYS,
+    GENERATE_KEYS,
+    build_chat_request,
+    build_generate_request,
+    generation_parameters,
+)
+from tgispy.tgi._response import (
+    ChatChunk,
+    ChatResponse,
+    GeneratedSequence,
+    GenerateResponse,
+    StreamEvent,
+    Token,
+    parse_chat_chunk,
+    parse_chat_response,
+    parse_generate_response,
+    parse_stream_event,
+    usage_from_headers,
+)
+from tgispy.tgi._sse import SSEDecoder
+
+__all__ = [
+    "CHAT_KEYS",
+    "CLIENT_ONLY_KEYS",
+    "GENERATE_KEYS",
+    "ChatChunk",
+    "ChatResponse",
+    "GenerateResponse",
+    "GeneratedSequence",
+    "SSEDecoder",
+    "ServerInfo",
+    "StreamEvent",
+    "Token",
+    "build_chat_request",
+    "build_generate_request",
+    "error_from_payload",
+    "error_from_response",
+    "generation_parameters",
+    "parse_chat_chunk",
+    "parse_chat_response",
+    "parse_generate_response",
+    "parse_retry_after",
+    "parse_stream_event",
+    "usage_from_headers",
+]
