@@ -1,0 +1,281 @@
+"""Frozen configuration values for the TGI client: timeouts, retries and replica routing.
+
+These are plain values (like httpx's ``Timeout`` and ``Limits``): immutable, hashable, validated on
+construction with a :class:`~tgispy.errors.ConfigError` that names the fix. ``None`` means "off"
+wherever a field accepts it. The pure cores in :mod:`._retry` and :mod:`._routing` read them; the
+async client only passes them along.
+
+Example:
+    >>> from tgispy.tgi._policy import RetryPolicy, RoutingPolicy, Timeout
+    >>> RetryPolicy(max_attempts=5, deadline=30.0).max_attempts
+    5
+    >>> RoutingPolicy(strategy="least_outstanding").strategy
+    'least_outstanding'
+    >>> Timeout(total=None).total is None
+    True
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+from typing import Literal, get_args
+
+from tgispy.errors import ConfigError
+
+__all__ = ["RetryPolicy", "RoutingPolicy", "Strategy", "Timeout"]
+
+#: replica choice strategies understood by :class:`~tgispy.tgi._routing.ReplicaSet`
+Strategy = Literal["least_outstanding", "p2c", "round_robin", "random"]
+
+#: the smallest timeout :meth:`Timeout.capped_to` hands out, so a nearly spent deadline still gives
+#: a valid (if hopeless) timeout instead of zero, which some transports read as "no timeout"
+_MIN_TIMEOUT = 1e-3
+
+
+def _number(owner: str, name: str, value: object, *, optional: bool = False) -> float | None:
+    """Check that ``value`` is a finite real number (or ``None`` when ``optional``)."""
+    if value is None and optional:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        hint = " or None to turn it off" if optional else ""
+        raise ConfigError(f"{owner}.{name} must be a finite number{hint} (got {value!r})")
+    return float(value)
+
+
+def _positive(owner: str, name: str, value: object, *, optional: bool = False) -> None:
+    number = _number(owner, name, value, optional=optional)
+    if number is not None and number <= 0:
+        hint = "; use None to turn it off" if optional else ""
+        raise ConfigError(f"{owner}.{name} must be > 0 (got {value!r}){hint}")
+
+
+def _non_negative(owner: str, name: str, value: object) -> None:
+    number = _number(owner, name, value)
+    if number is not None and number < 0:
+        raise ConfigError(f"{owner}.{name} must be >= 0 (got {value!r})")
+
+
+def _fraction(owner: str, name: str, value: object, *, allow_zero: bool = True) -> None:
+    number = _number(owner, name, value)
+    low_ok = number is not None and (number >= 0 if allow_zero else number > 0)
+    if not low_ok or (number is not None and number > 1):
+        bound = "[0, 1]" if allow_zero else "(0, 1]"
+        raise ConfigError(f"{owner}.{name} must be in {bound} (got {value!r})")
+
+
+def _int_at_least(
+    owner: str, name: str, value: object, low: int, *, optional: bool = False
+) -> None:
+    if value is None and optional:
+        return
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        hint = " or None to turn it off" if optional else ""
+        raise ConfigError(f"{owner}.{name} must be an int >= {low}{hint} (got {value!r})")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Timeout:
+    """Per-attempt timeouts, in seconds. ``None`` turns a timeout off.
+
+    Attributes:
+        connect: time to open the TCP (and TLS) connection to a replica.
+        first_byte: time from sending the request to the response headers. For a stream that is
+            roughly the time to the first token; for a non-streaming ``/generate`` TGI sends its
+            headers only once generation is done, so this bounds the whole generation.
+        total: the whole attempt, from connect to the last byte.
+
+    Example:
+        >>> Timeout(connect=1.0).capped_to(0.5)
+        Timeout(connect=0.5, first_byte=0.5, total=0.5)
+    """
+
+    connect: float | None = 5.0
+    first_byte: float | None = 120.0
+    total: float | None = 600.0
+
+    def __post_init__(self) -> None:
+        for name in ("connect", "first_byte", "total"):
+            _positive("Timeout", name, getattr(self, name), optional=True)
+
+    def capped_to(self, seconds: float | None) -> Timeout:
+        """These timeouts, each cut to at most ``seconds`` (what is left of a request deadline).
+
+        ``None`` returns ``self`` unchanged; a timeout that is off becomes ``seconds``.
+        """
+        if seconds is None:
+            return self
+        cap = max(float(seconds), _MIN_TIMEOUT)
+
+        def cut(value: float | None) -> float:
+            return cap if value is None else min(value, cap)
+
+        return replace(
+            self, connect=cut(self.connect), first_byte=cut(self.first_byte), total=cut(self.total)
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class RetryPolicy:
+    """How a request is retried: bounded attempts, jittered backoff, a deadline and a budget.
+
+    Which errors are retried is decided by :func:`tgispy.tgi._retry.is_retryable` (connect errors,
+    timeouts before any byte, 429, 502/503/504, truncated or malformed bodies; never 422); a retry
+    goes to another replica when one exists.
+
+    Attributes:
+        max_attempts: attempts per request, the first included (``1`` = never retry).
+        backoff_initial: base delay before the first retry, in seconds.
+        backoff_max: the base delay never grows past this.
+        backoff_multiplier: growth of the base delay per attempt.
+        jitter: fraction of the base delay that is randomised. ``1.0`` is "full jitter" (a uniform
+            draw in ``[0, base]``), ``0.0`` sleeps exactly ``base``.
+        respect_retry_after: sleep at least a server's ``Retry-After`` before retrying.
+        max_retry_after: a ``Retry-After`` longer than this is cut to this.
+        deadline: seconds for the whole chain of attempts and sleeps, or ``None`` for no deadline.
+        budget_ratio: retries may add at most this fraction of the recent requests (a retry
+            budget shared by one client, so an outage cannot multiply load); ``None`` turns the
+            budget off.
+        budget_min_per_s: retries per second always allowed, however few requests there were.
+        budget_ttl: seconds over which requests and retries count as "recent".
+
+    Example:
+        >>> RetryPolicy(max_attempts=4, deadline=10.0).deadline
+        10.0
+        >>> RetryPolicy.none().max_attempts
+        1
+    """
+
+    max_attempts: int = 3
+    backoff_initial: float = 0.05
+    backoff_max: float = 2.0
+    backoff_multiplier: float = 2.0
+    jitter: float = 1.0
+    respect_retry_after: bool = True
+    max_retry_after: float = 10.0
+    deadline: float | None = None
+    budget_ratio: float | None = 0.2
+    budget_min_per_s: float = 10.0
+    budget_ttl: float = 10.0
+
+    def __post_init__(self) -> None:
+        owner = "RetryPolicy"
+        if isinstance(self.max_attempts, bool) or not isinstance(self.max_attempts, int):
+            raise ConfigError(
+                f"{owner}.max_attempts must be an int >= 1 (got {self.max_attempts!r})"
+            )
+        if self.max_attempts < 1:
+            raise ConfigError(
+                f"{owner}.max_attempts must be >= 1 (got {self.max_attempts}); "
+                "use RetryPolicy.none() for a single attempt without retries"
+            )
+        _non_negative(owner, "backoff_initial", self.backoff_initial)
+        _non_negative(owner, "backoff_max", self.backoff_max)
+        if self.backoff_max < self.backoff_initial:
+            raise ConfigError(
+                f"{owner}.backoff_max ({self.backoff_max}) must be >= backoff_initial "
+                f"({self.backoff_initial}); raise backoff_max or lower backoff_initial"
+            )
+        _number(owner, "backoff_multiplier", self.backoff_multiplier)
+        if self.backoff_multiplier < 1:
+            raise ConfigError(
+                f"{owner}.backoff_multiplier must be >= 1 (got {self.backoff_multiplier}); "
+                "use 1.0 for a constant delay"
+            )
+        _fraction(owner, "jitter", self.jitter)
+        if not isinstance(self.respect_retry_after, bool):
+            raise ConfigError(
+                f"{owner}.respect_retry_after must be True or False "
+                f"(got {self.respect_retry_after!r})"
+            )
+        _non_negative(owner, "max_retry_after", self.max_retry_after)
+        _positive(owner, "deadline", self.deadline, optional=True)
+        if self.budget_ratio is not None:
+            _non_negative(owner, "budget_ratio", self.budget_ratio)
+        _non_negative(owner, "budget_min_per_s", self.budget_min_per_s)
+        _positive(owner, "budget_ttl", self.budget_ttl)
+
+    @classmethod
+    def none(cls) -> RetryPolicy:
+        """A policy of exactly one attempt: errors are raised as they happen.
+
+        Example:
+            >>> RetryPolicy.none().max_attempts
+            1
+        """
+        return cls(max_attempts=1)
+
+
+@dataclass(frozen=True, kw_only=True)
+class RoutingPolicy:
+    """How requests are spread over replicas, and when a misbehaving replica is ejected.
+
+    Attributes:
+        strategy: ``"p2c"`` (power of two choices: of two random replicas, the one with the lower
+            ``(in_flight + 1) * latency``), ``"least_outstanding"`` (fewest requests in flight),
+            ``"round_robin"``, or ``"random"`` (DSPy 2.4's policy; for comparison only).
+        max_in_flight_per_replica: cap on one replica's concurrent requests. ``None`` uses the
+            replica's ``max_concurrent_requests`` from ``/info`` when known, else no cap.
+        eject_consecutive_failures: eject after this many failures in a row (``None``: never).
+        eject_failure_rate: eject when at least this fraction of the last ``eject_window``
+            results failed, once there are ``eject_min_samples`` of them (``None``: never).
+        eject_window: results remembered for the failure rate.
+        eject_min_samples: results needed before the failure rate is judged.
+        eject_base: first ejection interval, in seconds; each further ejection doubles it.
+        eject_max: ejection intervals never grow past this. A replica that stays healthy this long
+            after returning starts again from ``eject_base``.
+        latency_ewma_alpha: weight of the newest latency in the moving average ``p2c`` compares.
+        latency_decay: time constant, in seconds, with which ``p2c`` forgets the latency of a
+            replica it has not heard from, so a replica that was slow once (a cold start) is
+            tried again; ``None`` never forgets.
+        probe_timeout: seconds a health probe may take; after that another probe may be sent.
+
+    Example:
+        >>> RoutingPolicy(max_in_flight_per_replica=8).max_in_flight_per_replica
+        8
+    """
+
+    strategy: Strategy = "p2c"
+    max_in_flight_per_replica: int | None = None
+    eject_consecutive_failures: int | None = 3
+    eject_failure_rate: float | None = 0.5
+    eject_window: int = 20
+    eject_min_samples: int = 10
+    eject_base: float = 1.0
+    eject_max: float = 60.0
+    latency_ewma_alpha: float = 0.3
+    latency_decay: float | None = 10.0
+    probe_timeout: float = 5.0
+
+    def __post_init__(self) -> None:
+        owner = "RoutingPolicy"
+        strategies = get_args(Strategy)
+        if self.strategy not in strategies:
+            raise ConfigError(
+                f"{owner}.strategy must be one of {', '.join(map(repr, strategies))} "
+                f"(got {self.strategy!r})"
+            )
+        _int_at_least(
+            owner, "max_in_flight_per_replica", self.max_in_flight_per_replica, 1, optional=True
+        )
+        _int_at_least(
+            owner, "eject_consecutive_failures", self.eject_consecutive_failures, 1, optional=True
+        )
+        if self.eject_failure_rate is not None:
+            _fraction(owner, "eject_failure_rate", self.eject_failure_rate, allow_zero=False)
+        _int_at_least(owner, "eject_window", self.eject_window, 1)
+        _int_at_least(owner, "eject_min_samples", self.eject_min_samples, 1)
+        if self.eject_min_samples > self.eject_window:
+            raise ConfigError(
+                f"{owner}.eject_min_samples ({self.eject_min_samples}) must be <= eject_window "
+                f"({self.eject_window}); the window holds only that many results"
+            )
+        _positive(owner, "eject_base", self.eject_base)
+        _positive(owner, "eject_max", self.eject_max)
+        if self.eject_max < self.eject_base:
+            raise ConfigError(
+                f"{owner}.eject_max ({self.eject_max}) must be >= eject_base ({self.eject_base})"
+            )
+        _fraction(owner, "latency_ewma_alpha", self.latency_ewma_alpha, allow_zero=False)
+        _positive(owner, "latency_decay", self.latency_decay, optional=True)
+        _positive(owner, "probe_timeout", self.probe_timeout)
