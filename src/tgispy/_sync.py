@@ -1,20 +1,23 @@
-"""The sync face: run coroutines of the async core on one private event-loop thread.
+"""The sync face: run coroutines of the async core to completion from blocking code.
 
 Every blocking API of tgispy (``lm(prompt)``, ``HFClientTGI._generate``, ``Module.__call__``) is
 a thin wrapper that hands the coroutine of its async twin to :func:`run_sync`. There is exactly one
 code path for each operation; the sync face only waits for it.
 
-One loop thread for the whole process keeps connection pools, replica state and ``/info`` caches
-shared by every caller thread, and works from inside a running event loop (Jupyter) too.
+Where it runs: a thread with no running event loop drives the coroutine on its own private loop
+(``run_until_complete``: no thread hop, ~10 us of overhead); a thread that already runs a loop
+(Jupyter, or sync code called from async code) hands it to one shared background loop thread
+instead (~60 us). Replica state and caches are shared either way; connection pools are per loop.
 """
 
 from __future__ import annotations
 
 import asyncio
 import atexit
+import contextlib
 import contextvars
 import threading
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -22,6 +25,47 @@ T = TypeVar("T")
 _lock = threading.Lock()
 _loop: asyncio.AbstractEventLoop | None = None
 _thread: threading.Thread | None = None
+_shutdown_hooks: list[Callable[[], Coroutine[Any, Any, None]]] = []
+_local = threading.local()
+
+
+def on_loop_shutdown(hook: Callable[[], Coroutine[Any, Any, None]]) -> None:
+    """Run ``await hook()`` on each private loop before it closes (e.g. to close sessions)."""
+    _shutdown_hooks.append(hook)
+
+
+class _ThreadLoop:
+    """A thread's private loop; closed (hooks first) when the thread ends or at exit."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+
+    def close(self) -> None:
+        loop = self.loop
+        if loop.is_closed() or loop.is_running():
+            return
+        try:
+            for hook in _shutdown_hooks:
+                loop.run_until_complete(hook())
+            loop.run_until_complete(loop.shutdown_asyncgens())
+        finally:
+            loop.close()
+
+    def __del__(self) -> None:
+        self.close()
+
+
+_thread_loops: list[_ThreadLoop] = []
+
+
+def _thread_loop() -> asyncio.AbstractEventLoop:
+    holder: _ThreadLoop | None = getattr(_local, "holder", None)
+    if holder is None or holder.loop.is_closed():
+        holder = _ThreadLoop()
+        _local.holder = holder
+        if threading.current_thread() is threading.main_thread():
+            _thread_loops.append(holder)  # closed at exit; other threads' close with the thread
+    return holder.loop
 
 
 def _run_loop(loop: asyncio.AbstractEventLoop, ready: threading.Event) -> None:
@@ -55,10 +99,14 @@ def in_background_loop() -> bool:
 
 
 def run_sync(coro: Coroutine[Any, Any, T]) -> T:
-    """Run ``coro`` on the background loop and block until it finishes.
+    """Run ``coro`` to completion and return its result, blocking the calling thread.
 
     The caller's :mod:`contextvars` context (``tgispy.context(lm=...)``) travels with the coroutine.
     """
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return _thread_loop().run_until_complete(coro)
     if in_background_loop():
         coro.close()
         raise RuntimeError(
@@ -83,8 +131,17 @@ async def _in_context(coro: Coroutine[Any, Any, T], ctx: contextvars.Context) ->
 
 
 def _shutdown() -> None:
+    for holder in _thread_loops:
+        holder.close()
     loop = _loop
     if loop is not None and loop.is_running():
+
+        async def hooks() -> None:
+            for hook in _shutdown_hooks:
+                await hook()
+
+        with contextlib.suppress(Exception):
+            asyncio.run_coroutine_threadsafe(hooks(), loop).result(5)
         loop.call_soon_threadsafe(loop.stop)
 
 

@@ -13,7 +13,7 @@ import time
 from collections.abc import AsyncGenerator, Iterator, Mapping, Sequence
 from typing import Any
 
-from tgispy._sync import background_loop, run_sync
+from tgispy._sync import run_sync
 from tgispy.errors import ConfigError
 from tgispy.lm._base import LM, Completion, Generation
 from tgispy.tgi._client import TGIClient
@@ -276,7 +276,7 @@ class HFClientTGI(LM):
                 except StopAsyncIteration:
                     return
         finally:
-            asyncio.run_coroutine_threadsafe(agen.aclose(), background_loop()).result()
+            run_sync(agen.aclose())
 
     # ---- fleet ------------------------------------------------------------------------------
     def stats(self) -> dict[str, dict[str, Any]]:

@@ -85,8 +85,7 @@ class TGIClient:
         self._budget = RetryBudget(self.retry)
         self._info: dict[str, ServerInfo | None] = {}
         self._info_failed_at: dict[str, float] = {}
-        self._info_lock: asyncio.Lock | None = None
-        self._info_loop: asyncio.AbstractEventLoop | None = None
+        self._info_locks: dict[int, asyncio.Lock] = {}
 
     # ---- /info --------------------------------------------------------------------------------
     def cached_info(self) -> ServerInfo | None:
@@ -115,10 +114,12 @@ class TGIClient:
         return self.cached_info()
 
     def _lock_for_loop(self) -> asyncio.Lock:
-        loop = asyncio.get_running_loop()
-        if self._info_lock is None or self._info_loop is not loop:
-            self._info_lock, self._info_loop = asyncio.Lock(), loop
-        return self._info_lock
+        # One lock per event loop: sync callers in several threads each drive their own loop.
+        key = id(asyncio.get_running_loop())
+        lock = self._info_locks.get(key)
+        if lock is None:
+            lock = self._info_locks[key] = asyncio.Lock()
+        return lock
 
     async def _fetch_info(self, url: str) -> None:
         try:

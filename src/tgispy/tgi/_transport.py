@@ -18,6 +18,7 @@ from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from tgispy._sync import on_loop_shutdown
 from tgispy.errors import (
     ConnectError,
     TGIError,
@@ -220,3 +221,6 @@ def _lower(headers: Mapping[str, str]) -> dict[str, str]:
 async def close_sessions() -> None:
     """Close the current loop's shared sessions (they are also closed with the loop)."""
     await _SESSIONS.close_current()
+
+
+on_loop_shutdown(close_sessions)

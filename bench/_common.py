@@ -1,0 +1,153 @@
+"""Shared benchmark plumbing: a loopback nginx with canned TGI bodies, anchor venvs, timing."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+ENVS = ROOT / ".bench" / "venvs"
+
+CANNED_TEXT = "Paris is the capital of France."
+# With details, as TGI answers `details=true` (TGI's own client always asks for them).
+CANNED_GENERATE = json.dumps(
+    {
+        "generated_text": CANNED_TEXT,
+        "details": {
+            "finish_reason": "eos_token",
+            "generated_tokens": 8,
+            "seed": None,
+            "prefill": [],
+            "tokens": [],
+        },
+    }
+)
+CANNED_INFO = json.dumps(
+    {
+        "model_id": "canned/model",
+        "model_pipeline_tag": "text-generation",
+        "max_concurrent_requests": 4096,
+        "max_best_of": 4,
+        "max_stop_sequences": 8,
+        "max_input_tokens": 4095,
+        "max_total_tokens": 4096,
+        "version": "3.3.6-dev0",
+    }
+)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def nginx_binary() -> str:
+    """Find nginx, installing Debian's package when missing (benchmarks only; needs root)."""
+    for cand in (shutil.which("nginx"), "/usr/sbin/nginx"):
+        if cand and Path(cand).exists():
+            return cand
+    print("installing nginx from Debian (one time) ...", flush=True)
+    subprocess.run(["apt-get", "update", "-qq"], check=False)
+    subprocess.run(["apt-get", "install", "-y", "-qq", "nginx-light"], check=True)
+    return "/usr/sbin/nginx"
+
+
+@contextmanager
+def canned_nginx(generate_body: str = CANNED_GENERATE) -> Iterator[int]:
+    """Run nginx on 127.0.0.1 answering TGI's /generate and /info with canned bodies."""
+    binary = nginx_binary()
+    port = free_port()
+    tmp = Path(tempfile.mkdtemp(prefix="tgispy-nginx-"))
+    body = generate_body.replace("\\", "\\\\").replace("'", "\\'")
+    conf = f"""
+worker_processes 1;
+daemon off;
+pid {tmp}/nginx.pid;
+error_log {tmp}/error.log warn;
+events {{ worker_connections 4096; }}
+http {{
+  access_log off;
+  client_body_temp_path {tmp}/body;
+  proxy_temp_path {tmp}/proxy;
+  fastcgi_temp_path {tmp}/fastcgi;
+  uwsgi_temp_path {tmp}/uwsgi;
+  scgi_temp_path {tmp}/scgi;
+  keepalive_requests 1000000;
+  keepalive_timeout 60s;
+  server {{
+    listen 127.0.0.1:{port};
+    location = /info {{ default_type application/json; return 200 '{CANNED_INFO}'; }}
+    location = /health {{ return 200; }}
+    location = / {{ default_type application/json; return 200 '[{body}]'; }}
+    location / {{
+      default_type application/json;
+      add_header x-prompt-tokens 12;
+      add_header x-generated-tokens 8;
+      return 200 '{body}';
+    }}
+  }}
+}}
+"""
+    (tmp / "nginx.conf").write_text(conf)
+    proc = subprocess.Popen([binary, "-c", str(tmp / "nginx.conf"), "-p", str(tmp)])
+    try:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1).read()
+                break
+            except OSError:
+                time.sleep(0.05)
+        else:
+            raise RuntimeError(f"nginx did not start; see {tmp}/error.log")
+        yield port
+    finally:
+        proc.terminate()
+        proc.wait(10)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def anchor_python(name: str, requirements: list[str]) -> str:
+    """A venv under .bench/venvs/<name> with ``requirements`` installed once and reused."""
+    env = ENVS / name
+    py = env / "bin" / "python"
+    stamp = env / ".installed"
+    if not stamp.exists() or stamp.read_text() != "\n".join(requirements):
+        print(f"creating anchor venv {env} ({', '.join(requirements)}) ...", flush=True)
+        subprocess.run([sys.executable, "-m", "venv", str(env)], check=True)
+        subprocess.run([str(py), "-m", "pip", "install", "-q", *requirements], check=True)
+        stamp.write_text("\n".join(requirements))
+    return str(py)
+
+
+def run_json(python: str, script: str, *args: str, timeout: float = 300) -> dict[str, float]:
+    """Run a measurement script in another interpreter; it prints one JSON object last."""
+    env = {**os.environ, "DSP_CACHEBOOL": "False", "PYTHONPATH": str(ROOT / "bench")}
+    out = subprocess.run(
+        [python, str(ROOT / "bench" / script), *args],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+    )
+    return dict(json.loads(out.stdout.strip().splitlines()[-1]))
+
+
+def summarize(samples: list[float]) -> tuple[float, float]:
+    """(median, spread as (max-min)/median)."""
+    med = statistics.median(samples)
+    spread = (max(samples) - min(samples)) / med if med else 0.0
+    return med, spread
