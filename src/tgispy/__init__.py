@@ -1,8 +1,100 @@
-"""tgispy: DSPy-compatible LM programs over HuggingFace text-generation-inference fleets."""
+"""tgispy: DSPy-compatible LM programs over HuggingFace text-generation-inference fleets.
 
-from tgispy.errors import TGIError, TgispyError
+``import tgispy as dspy`` offers the names DSPy 2.4 programs use::
+
+    import tgispy as dspy
+
+    dspy.configure(lm=dspy.HFClientTGI(model="meta-llama/Llama-2-7b-hf", port=8080,
+                                       url="http://localhost"))
+    qa = dspy.ChainOfThought("question -> answer")
+    print(qa(question="What is the capital of France?").answer)
+
+Heavy parts (the TGI client and its HTTP stack, evaluation, optimizers) load on first use.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from tgispy._inspect import inspect_history
+from tgispy.errors import ConfigError, ParseError, TGIError, TgispyError
 from tgispy.lm import LM
+from tgispy.predict import ChainOfThought, Predict
+from tgispy.primitives import Completions, Example, Module, Prediction, Program
+from tgispy.settings import settings
+from tgispy.signatures import (
+    InputField,
+    OutputField,
+    Signature,
+    ensure_signature,
+    infer_prefix,
+    make_signature,
+)
+
+if TYPE_CHECKING:
+    from tgispy.lm._tgi import HFClientTGI
 
 __version__ = "0.1.0"
 
-__all__ = ["LM", "TGIError", "TgispyError", "__version__"]
+configure = settings.configure
+context = settings.context
+
+# name -> (module, attribute); attribute None means the module itself.
+_LAZY: dict[str, tuple[str, str | None]] = {
+    "HFClientTGI": ("tgispy.lm._tgi", "HFClientTGI"),
+    "Evaluate": ("tgispy.evaluate", "Evaluate"),
+    "LabeledFewShot": ("tgispy.teleprompt", "LabeledFewShot"),
+    "BootstrapFewShot": ("tgispy.teleprompt", "BootstrapFewShot"),
+    "BootstrapFewShotWithRandomSearch": ("tgispy.teleprompt", "BootstrapFewShotWithRandomSearch"),
+    "BootstrapRS": ("tgispy.teleprompt", "BootstrapFewShotWithRandomSearch"),
+    "evaluate": ("tgispy.evaluate", None),
+    "teleprompt": ("tgispy.teleprompt", None),
+    "utils": ("tgispy.utils", None),
+    "adapters": ("tgispy.adapters", None),
+}
+
+
+def __getattr__(name: str) -> Any:
+    target = _LAZY.get(name)
+    if target is None:
+        raise AttributeError(f"module 'tgispy' has no attribute {name!r}")
+    module_name, attribute = target
+    module = importlib.import_module(module_name)
+    value = module if attribute is None else getattr(module, attribute)
+    globals()[name] = value  # later lookups skip __getattr__
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})
+
+
+# Evaluate and the optimizers (LabeledFewShot, BootstrapFewShot, ...) resolve lazily through
+# __getattr__ once tgispy.evaluate / tgispy.teleprompt exist; they join __all__ then.
+__all__ = [
+    "LM",
+    "ChainOfThought",
+    "Completions",
+    "ConfigError",
+    "Example",
+    "HFClientTGI",
+    "InputField",
+    "Module",
+    "OutputField",
+    "ParseError",
+    "Predict",
+    "Prediction",
+    "Program",
+    "Signature",
+    "TGIError",
+    "TgispyError",
+    "__version__",
+    "configure",
+    "context",
+    "ensure_signature",
+    "infer_prefix",
+    "inspect_history",
+    "make_signature",
+    "settings",
+]

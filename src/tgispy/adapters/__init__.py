@@ -1,0 +1,69 @@
+"""Adapters: pure translation between a signature and an LM's text (prompt in, fields out).
+
+:class:`TemplateAdapter` is DSPy 2.4's text template (the default of ``Predict``). An adapter is
+anything with the two methods of :class:`Adapter`; it never calls an LM itself, so the same
+adapter serves the sync and async paths and can be unit-tested on strings alone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol, runtime_checkable
+
+from tgispy.adapters._template import (
+    Template,
+    TemplateField,
+    format_answers,
+    passages2text,
+    template_for,
+)
+
+__all__ = [
+    "Adapter",
+    "Template",
+    "TemplateAdapter",
+    "TemplateField",
+    "format_answers",
+    "passages2text",
+    "template_for",
+]
+
+
+@runtime_checkable
+class Adapter(Protocol):
+    """What ``Predict`` needs from an adapter."""
+
+    def format(
+        self, signature: Any, demos: Sequence[Mapping[str, Any]], example: Mapping[str, Any]
+    ) -> str:
+        """The prompt for ``example`` (inputs, maybe partial outputs) with ``demos``."""
+        ...
+
+    def parse(self, signature: Any, example: Mapping[str, Any], completion: str) -> dict[str, Any]:
+        """``example`` plus the fields parsed from ``completion``."""
+        ...
+
+
+class TemplateAdapter:
+    """DSPy 2.4's prompt format (``dsp.Template``), byte for byte.
+
+    Example:
+        >>> from tgispy import Signature
+        >>> adapter = TemplateAdapter()
+        >>> prompt = adapter.format(Signature("question -> answer"), [], {"question": "2+2?"})
+        >>> prompt.endswith("Question: 2+2?\\nAnswer:")
+        True
+        >>> adapter.parse(Signature("question -> answer"), {"question": "2+2?"}, " 4")["answer"]
+        '4'
+    """
+
+    def format(
+        self, signature: Any, demos: Sequence[Mapping[str, Any]], example: Mapping[str, Any]
+    ) -> str:
+        return template_for(signature).format(demos, example)
+
+    def parse(self, signature: Any, example: Mapping[str, Any], completion: str) -> dict[str, Any]:
+        return template_for(signature).extract(example, completion)
+
+    def __repr__(self) -> str:
+        return "TemplateAdapter()"

@@ -1,0 +1,22 @@
+"""Signatures: declare what a predictor takes and produces."""
+
+from tgispy.signatures._field import DSPY_FIELD_ARG_NAMES, FieldInfo, InputField, OutputField
+from tgispy.signatures._signature import (
+    Signature,
+    SignatureMeta,
+    ensure_signature,
+    infer_prefix,
+    make_signature,
+)
+
+__all__ = [
+    "DSPY_FIELD_ARG_NAMES",
+    "FieldInfo",
+    "InputField",
+    "OutputField",
+    "Signature",
+    "SignatureMeta",
+    "ensure_signature",
+    "infer_prefix",
+    "make_signature",
+]

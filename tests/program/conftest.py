@@ -1,0 +1,22 @@
+"""Fixtures for the program layer: every test starts with fresh, unconfigured settings."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+
+import pytest
+
+import tgispy.settings  # noqa: F401 -- makes sure the module is loaded
+
+# `tgispy.settings` as an attribute is the settings object; the module lives in sys.modules.
+settings_module = sys.modules["tgispy.settings"]
+
+
+@pytest.fixture(autouse=True)
+def fresh_settings(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    # configure() writes the process-wide default; give each test its own.
+    monkeypatch.setattr(settings_module, "_global", settings_module.Settings())
+    token = settings_module._override.set(None)
+    yield
+    settings_module._override.reset(token)
