@@ -1,8 +1,10 @@
-"""The TGI wire protocol: server info, request building, response / SSE parsing, error mapping.
+"""The TGI layer: wire protocol (pure), fleet policies, and the async client.
 
-Everything re-exported here is pure and I/O-free; the HTTP shell lives in private modules.
+The protocol pieces (server info, request building, response / SSE parsing, error mapping) and the
+policies are pure and I/O-free; :class:`TGIClient` is the thin async shell that drives them.
 """
 
+from tgispy.tgi._client import Meta, TGIClient
 from tgispy.tgi._errors import error_from_payload, error_from_response, parse_retry_after
 from tgispy.tgi._info import ServerInfo
 from tgispy.tgi._request import (
@@ -26,6 +28,7 @@ from tgispy.tgi._response import (
     parse_stream_event,
     usage_from_headers,
 )
+from tgispy.tgi._policy import RetryPolicy, RoutingPolicy, Timeout
 from tgispy.tgi._sse import SSEDecoder
 
 __all__ = [
@@ -36,9 +39,14 @@ __all__ = [
     "ChatResponse",
     "GenerateResponse",
     "GeneratedSequence",
+    "Meta",
+    "RetryPolicy",
+    "RoutingPolicy",
     "SSEDecoder",
     "ServerInfo",
     "StreamEvent",
+    "TGIClient",
+    "Timeout",
     "Token",
     "build_chat_request",
     "build_generate_request",
