@@ -7,6 +7,7 @@ policies are pure and I/O-free; :class:`TGIClient` is the thin async shell that 
 from tgispy.tgi._client import Meta, TGIClient
 from tgispy.tgi._errors import error_from_payload, error_from_response, parse_retry_after
 from tgispy.tgi._info import ServerInfo
+from tgispy.tgi._policy import RetryPolicy, RoutingPolicy, Timeout
 from tgispy.tgi._request import (
     CHAT_KEYS,
     CLIENT_ONLY_KEYS,
@@ -28,7 +29,6 @@ from tgispy.tgi._response import (
     parse_stream_event,
     usage_from_headers,
 )
-from tgispy.tgi._policy import RetryPolicy, RoutingPolicy, Timeout
 from tgispy.tgi._sse import SSEDecoder
 
 __all__ = [

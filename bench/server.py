@@ -1,0 +1,267 @@
+"""Benchmark ``tgispy serve``: engine vs HTTP throughput, and the sim backend's request rate.
+
+Run: ``.venv/bin/python bench/server.py`` (about a minute on 2 cores).
+
+1. *Engine*: llama.cpp through xllamacpp in this process, no HTTP: greedy requests with exactly
+   the parameters the server sends (logprobs on), 1, 4 and 8 at a time.
+2. *HTTP*: the same requests to ``tgispy serve`` (a subprocess) over ``/generate`` and
+   ``/generate_stream``, 1, 4 and 8 at a time.
+3. *Sim*: requests per second of the simulated backend's HTTP path (no latency configured).
+
+Throughput is generated tokens / wall-clock seconds. "single" is the mean per-request rate of
+one request at a time; "aggregate" counts all requests in flight together.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+
+import aiohttp
+
+from tgispy.server import ServerConfig, start_server
+from tgispy.server._llama import LlamaBackend, _import_xllamacpp
+from tgispy.server._types import EngineRequest, Sampling
+
+PROMPTS = [
+    "Write a long story about a dragon who learns to cook.",
+    "Explain in detail how a steam engine works.",
+    "Describe a walk through Paris on a rainy day.",
+    "List the steps to plant a vegetable garden and explain each.",
+    "Tell me about the history of the printing press.",
+    "Write a letter to a friend about your summer holidays.",
+    "Explain why the sky is blue to a ten-year-old.",
+    "Describe the life cycle of a butterfly.",
+]
+LEVELS = (1, 4, 8)
+
+
+@dataclass
+class Run:
+    tokens: int
+    seconds: float
+    per_request: list[float]
+
+    @property
+    def aggregate(self) -> float:
+        return self.tokens / self.seconds
+
+    @property
+    def single(self) -> float:
+        return statistics.mean(self.per_request)
+
+
+def _config(args: argparse.Namespace) -> ServerConfig:
+    return ServerConfig(parallel=max(LEVELS), threads=args.threads, ctx_size=args.ctx_size)
+
+
+class Engine:
+    """llama.cpp through xllamacpp in this process: no HTTP, no event loop."""
+
+    def __init__(self, args: argparse.Namespace, socket_dir: str) -> None:
+        xllamacpp = _import_xllamacpp()
+        self.backend = LlamaBackend(_config(args))
+        self.server = xllamacpp.Server(self.backend._params(xllamacpp, f"{socket_dir}/llama.sock"))
+        self.max_new_tokens = args.max_new_tokens
+
+    def close(self) -> None:
+        """Free the model (joins llama.cpp's threads)."""
+        del self.server
+
+    def one(self, prompt: str, out: list[tuple[int, float]]) -> None:
+        request = EngineRequest(prompt, self.max_new_tokens, Sampling())
+        payload = self.backend._payload(request)  # exactly what the server sends, logprobs on
+        payload["stream"] = False
+        started = time.perf_counter()
+        result = self.server.handle_completions(payload)
+        out.append((int(result["usage"]["completion_tokens"]), time.perf_counter() - started))
+
+    def run(self, level: int, single_requests: int) -> Run:
+        results: list[tuple[int, float]] = []
+        started = time.perf_counter()
+        if level == 1:
+            for prompt in PROMPTS[:single_requests]:
+                self.one(prompt, results)
+        else:
+            threads = [
+                threading.Thread(target=self.one, args=(p, results)) for p in PROMPTS[:level]
+            ]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+        return _run(results, time.perf_counter() - started)
+
+
+def _run(results: list[tuple[int, float]], wall: float) -> Run:
+    return Run(
+        tokens=sum(n for n, _ in results), seconds=wall, per_request=[n / s for n, s in results]
+    )
+
+
+async def _http_one(
+    session: aiohttp.ClientSession, url: str, prompt: str, max_new: int, stream: bool
+) -> tuple[int, float]:
+    body = {"inputs": prompt, "parameters": {"max_new_tokens": max_new, "details": True}}
+    started = time.perf_counter()
+    if stream:
+        count = 0
+        async with session.post(f"{url}/generate_stream", json=body) as resp:
+            async for line in resp.content:
+                if line.startswith(b"data: "):
+                    count += 1
+        return count, time.perf_counter() - started
+    async with session.post(f"{url}/generate", json=body) as resp:
+        data = await resp.json()
+    return int(data["details"]["generated_tokens"]), time.perf_counter() - started
+
+
+async def bench_http(
+    session: aiohttp.ClientSession, url: str, level: int, args: argparse.Namespace, stream: bool
+) -> Run:
+    """The same requests as :meth:`Engine.run`, over HTTP to ``tgispy serve``."""
+    started = time.perf_counter()
+    max_new = args.max_new_tokens
+    if level == 1:
+        results = [
+            await _http_one(session, url, p, max_new, stream)
+            for p in PROMPTS[: args.single_requests]
+        ]
+    else:
+        jobs = (_http_one(session, url, p, max_new, stream) for p in PROMPTS[:level])
+        results = list(await asyncio.gather(*jobs))
+    return _run(results, time.perf_counter() - started)
+
+
+def bench_model(args: argparse.Namespace) -> dict[tuple[str, int], list[Run]]:
+    """Engine, /generate and /generate_stream, round after round.
+
+    The machine may be shared, so each round measures all three, and the table reports the
+    median of the rounds. The engine and the server are never loaded at the same time.
+    """
+    server_args = [
+        "--parallel", str(max(LEVELS)),
+        "--threads", str(args.threads),
+        "--ctx-size", str(args.ctx_size),
+    ]  # fmt: skip
+    runs: dict[tuple[str, int], list[Run]] = {}
+    for _ in range(args.rounds):
+        with tempfile.TemporaryDirectory() as tmp:
+            engine = Engine(args, tmp)
+            engine.one(PROMPTS[0], [])  # warm-up
+            for level in LEVELS:
+                runs.setdefault(("engine", level), []).append(
+                    engine.run(level, args.single_requests)
+                )
+            engine.close()
+        with start_server(server_args) as server, asyncio.Runner() as runner:
+            session = runner.run(_session())
+            try:
+                runner.run(_http_one(session, server.url, PROMPTS[0], 8, False))  # warm-up
+                for level in LEVELS:
+                    for mode, stream in (("http", False), ("sse", True)):
+                        run = runner.run(bench_http(session, server.url, level, args, stream))
+                        runs.setdefault((mode, level), []).append(run)
+            finally:
+                runner.run(session.close())
+    return runs
+
+
+async def _session() -> aiohttp.ClientSession:
+    return aiohttp.ClientSession()
+
+
+async def bench_sim(url: str, requests: int, concurrency: int, stream: bool) -> float:
+    """Requests per second against a no-latency sim server."""
+    path = "/generate_stream" if stream else "/generate"
+    body = json.dumps({"inputs": "Hello", "parameters": {"max_new_tokens": 8}}).encode()
+    headers = {"Content-Type": "application/json"}
+    remaining = requests
+    connector = aiohttp.TCPConnector(limit=concurrency)
+
+    async with aiohttp.ClientSession(connector=connector) as session:
+
+        async def worker() -> None:
+            nonlocal remaining
+            while remaining > 0:
+                remaining -= 1
+                async with session.post(url + path, data=body, headers=headers) as resp:
+                    await resp.read()
+                    assert resp.status == 200
+
+        for _ in range(2):  # warm-up: connections and caches
+            async with session.post(url + path, data=body, headers=headers) as resp:
+                await resp.read()
+        started = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        return requests / (time.perf_counter() - started)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--max-new-tokens", type=int, default=64)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--ctx-size", type=int, default=512)
+    parser.add_argument("--single-requests", type=int, default=4)
+    parser.add_argument("--rounds", type=int, default=3, help="median of this many rounds")
+    parser.add_argument("--sim-requests", type=int, default=3000)
+    parser.add_argument("--sim-concurrency", type=int, default=32)
+    parser.add_argument("--skip-model", action="store_true", help="only the sim benchmark")
+    args = parser.parse_args(argv)
+
+    rows: list[tuple[str, str, str, str, str, str]] = []
+    if not args.skip_model:
+        print("engine vs HTTP, round by round ...", file=sys.stderr)
+        runs = bench_model(args)
+        for level in LEVELS:
+
+            def value(mode: str, level: int = level) -> float:
+                rates = [r.single if level == 1 else r.aggregate for r in runs[(mode, level)]]
+                return statistics.median(rates)
+
+            e, h, s = value("engine"), value("http"), value("sse")
+            rows.append(
+                (
+                    f"{level} ({'single' if level == 1 else 'aggregate'})",
+                    f"{e:.1f}",
+                    f"{h:.1f}",
+                    f"{s:.1f}",
+                    f"{1 - h / e:+.1%}",
+                    f"{1 - s / e:+.1%}",
+                )
+            )
+    print("sim (no latency) ...", file=sys.stderr)
+    with start_server(["--backend", "sim", "--max-concurrent-requests", "1024"]) as sim:
+        sim_json = asyncio.run(bench_sim(sim.url, args.sim_requests, args.sim_concurrency, False))
+        sim_sse = asyncio.run(bench_sim(sim.url, args.sim_requests, args.sim_concurrency, True))
+
+    if rows:
+        header = (
+            "streams",
+            "engine tok/s",
+            "/generate tok/s",
+            "/generate_stream tok/s",
+            "HTTP cost",
+            "SSE cost",
+        )
+        widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+        print(f"\nSmolLM2-135M Q4_1, {args.threads} threads, max_new_tokens={args.max_new_tokens}")
+        for row in [header, *rows]:
+            print("  ".join(cell.rjust(w) for cell, w in zip(row, widths, strict=True)))
+    print(
+        f"\nsim backend, {args.sim_concurrency} in flight, 8 tokens per request: "
+        f"/generate {sim_json:.0f} req/s, /generate_stream {sim_sse:.0f} req/s "
+        "(client and server share the machine)"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

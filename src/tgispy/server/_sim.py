@@ -1,0 +1,188 @@
+"""The simulated engine behind ``tgispy serve --backend sim``: scripted, deterministic, fast.
+
+Text is split into word-like tokens (``" word"``, punctuation); token ids are a stable hash of
+the piece, logprobs a stable function of the piece and its position. With zero latency nothing
+sleeps, so the HTTP front can be load-tested at thousands of requests per second.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import re
+import zlib
+from collections.abc import AsyncGenerator
+from functools import lru_cache
+from typing import Final
+
+from tgispy.server._config import SimConfig
+from tgispy.server._types import EngineEnd, EngineRequest, Fault, TokenOut
+
+__all__ = ["SimBackend", "sim_tokens"]
+
+_PIECE: Final = re.compile(r"\s*[\w']+|\s*[^\w\s]|\s+")
+_VOCAB: Final = 50_000
+_EOS: Final = TokenOut(id=0, text="</s>", logprob=-0.05, special=True)
+_MAX_REMEMBERED_PIECES: Final = 100_000
+
+
+def _piece_id(piece: str) -> int:
+    # ids 0-9 are reserved for special tokens
+    return 10 + zlib.crc32(piece.encode()) % (_VOCAB - 10)
+
+
+@lru_cache(maxsize=1024)
+def sim_tokens(text: str) -> tuple[TokenOut, ...]:
+    """The simulator's tokens for ``text`` (cached: scripted texts repeat).
+
+    Example:
+        >>> [t.text for t in sim_tokens("Hello, world")]
+        ['Hello', ',', ' world']
+    """
+    out = []
+    for i, piece in enumerate(_PIECE.findall(text)):
+        token_id = _piece_id(piece)
+        logprob = -((token_id * 31 + i) % 997) / 500.0
+        out.append(TokenOut(id=token_id, text=piece, logprob=logprob))
+    return tuple(out)
+
+
+def _with_top(token: TokenOut, n: int) -> TokenOut:
+    """``token`` with ``n`` made-up alternatives, the token itself the most likely."""
+    lp = token.logprob or 0.0
+    others = (
+        TokenOut(10 + (token.id + k) % (_VOCAB - 10), f"{token.text}~{k}", lp - k)
+        for k in range(1, n)
+    )
+    top = (token, *others)
+    return TokenOut(token.id, token.text, token.logprob, False, top)
+
+
+class SimBackend:
+    """A fake engine with latency, capacity, scripted texts and fault injection.
+
+    Example:
+        >>> backend = SimBackend(SimConfig(texts=("Hi there.",)))
+        >>> backend.name
+        'sim'
+    """
+
+    name = "sim"
+
+    def __init__(self, config: SimConfig) -> None:
+        self.config = config
+        self.description = f"{config.model_id} (simulated)"
+        self._ready = False
+        self._healthy = True
+        self._slots = asyncio.Semaphore(config.capacity)
+        self._turn = 0
+        self._rng = random.Random(config.seed)
+        self._pieces: dict[int, str] = {}
+        self._fault_table = self._build_fault_table()
+
+    def _build_fault_table(self) -> list[tuple[float, Fault]]:
+        cfg = self.config
+        table: list[tuple[float, Fault]] = []
+        edge = 0.0
+        for status, rate in sorted(cfg.error_rates.items()):
+            if rate > 0:
+                edge += rate
+                table.append((edge, Fault("status", status=status)))
+        for kind, rate in (
+            ("malformed", cfg.malformed_rate),
+            ("truncated", cfg.truncated_rate),
+            ("drop", cfg.drop_rate),
+            ("hang", cfg.hang_rate),
+        ):
+            if rate > 0:
+                edge += rate
+                table.append((edge, Fault(kind, hang_s=cfg.hang_s)))  # type: ignore[arg-type]
+        return table
+
+    @property
+    def ready(self) -> bool:
+        """Whether the backend is started and marked healthy."""
+        return self._ready and self._healthy
+
+    def set_healthy(self, healthy: bool) -> None:
+        """Make ``/health`` answer 503 (``False``) or 200 (``True``), to test health checks."""
+        self._healthy = healthy
+
+    async def start(self) -> None:
+        """Nothing to load."""
+        self._ready = True
+
+    async def aclose(self) -> None:
+        """Nothing to free."""
+        self._ready = False
+
+    def pick_fault(self) -> Fault | None:
+        """Draw the next request's fault from the seeded RNG (one draw per request)."""
+        if not self._fault_table:
+            return None
+        draw = self._rng.random()
+        for edge, fault in self._fault_table:
+            if draw < edge:
+                return fault
+        return None
+
+    def _prompt_text(self, prompt: str | tuple[int, ...]) -> str:
+        if isinstance(prompt, str):
+            return prompt
+        return "".join(self._pieces.get(i, "") for i in prompt)
+
+    def _script(self, prompt: str | tuple[int, ...]) -> tuple[TokenOut, ...]:
+        cfg = self.config
+        if cfg.responder is not None:
+            return sim_tokens(cfg.responder(self._prompt_text(prompt)))
+        if cfg.echo:
+            return sim_tokens(self._prompt_text(prompt))
+        text = cfg.texts[self._turn % len(cfg.texts)]
+        self._turn += 1
+        return sim_tokens(text)
+
+    async def stream(self, request: EngineRequest) -> AsyncGenerator[TokenOut | EngineEnd, None]:
+        """Yield the scripted tokens (then EOS if the script ends first) and the end report."""
+        cfg = self.config
+        script = self._script(request.prompt)
+        prompt_tokens = (
+            len(request.prompt)
+            if isinstance(request.prompt, tuple)
+            else len(sim_tokens(request.prompt))
+        )
+        limit = request.max_new_tokens
+        async with self._slots:
+            if cfg.prefill_latency_s:
+                await asyncio.sleep(cfg.prefill_latency_s)
+            delay = cfg.token_latency_s
+            top_n = request.top_n_tokens
+            for i, scripted in enumerate(script[:limit]):
+                if delay:
+                    await asyncio.sleep(delay)
+                yield _with_top(scripted, top_n) if top_n else scripted
+                if i + 1 >= limit:
+                    yield EngineEnd("length", prompt_tokens)
+                    return
+            if delay:
+                await asyncio.sleep(delay)
+            yield _EOS
+            yield EngineEnd("eos_token", prompt_tokens)
+
+    async def tokenize(self, text: str) -> list[tuple[int, bytes]]:
+        """The simulator's tokens of ``text`` (remembered so truncated prompts can be echoed)."""
+        pieces = _PIECE.findall(text)
+        if len(self._pieces) < _MAX_REMEMBERED_PIECES:
+            self._pieces.update((_piece_id(p), p) for p in pieces)
+        return [(_piece_id(p), p.encode()) for p in pieces]
+
+    async def count_tokens(self, text: str) -> int:
+        """Number of simulator tokens in ``text``."""
+        return len(sim_tokens(text))
+
+    def token_upper_bound(self, text: str) -> int:
+        """Characters bound the simulator's token count."""
+        return len(text)
+
+    async def apply_chat_template(self, messages: list[dict[str, str]]) -> str:
+        """A minimal template: each message's content on its own line."""
+        return "\n".join(m["content"] for m in messages)
