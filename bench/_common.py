@@ -132,9 +132,25 @@ def anchor_python(name: str, requirements: list[str]) -> str:
     return str(py)
 
 
-def run_json(python: str, script: str, *args: str, timeout: float = 300) -> dict[str, float]:
-    """Run a measurement script in another interpreter; it prints one JSON object last."""
-    env = {**os.environ, "DSP_CACHEBOOL": "False", "PYTHONPATH": str(ROOT / "bench")}
+def run_json(
+    python: str, script: str, *args: str, timeout: float = 300, cache: bool = False
+) -> dict[str, float]:
+    """Run a measurement script in another interpreter; it prints one JSON object last.
+
+    ``cache`` turns on each library's own default cache (DSPy 2.4: joblib on disk; tgispy: memory
+    + disk) in a fresh directory; prompts are unique, so every call is a miss that writes.
+    """
+    env = {
+        **os.environ,
+        "DSP_CACHEBOOL": str(cache),
+        "BENCH_CACHE": "1" if cache else "0",
+        "PYTHONPATH": str(ROOT / "bench"),
+    }
+    if cache:
+        tmp = tempfile.mkdtemp(prefix="tgispy-bench-cache-")
+        env["TGISPY_CACHEDIR"] = f"{tmp}/tgispy"
+        env["DSP_CACHEDIR"] = f"{tmp}/dsp"
+        env["DSP_NOTEBOOK_CACHEDIR"] = f"{tmp}/dsp-nb"
     out = subprocess.run(
         [python, str(ROOT / "bench" / script), *args],
         check=True,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sys
 import time
 
@@ -19,7 +20,8 @@ def main() -> None:
     if tool == "tgispy":
         import tgispy as dspy
 
-        lm = dspy.HFClientTGI(model="canned/model", port=port, url="http://127.0.0.1", cache=False)
+        cache = os.environ.get("BENCH_CACHE") == "1"
+        lm = dspy.HFClientTGI(model="canned/model", port=port, url="http://127.0.0.1", cache=cache)
     else:
         import dspy
 

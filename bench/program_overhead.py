@@ -24,6 +24,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seconds", type=float, default=3.0)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument(
+        "--cache", action="store_true", help="each library's default cache on (unique prompts)"
+    )
     args = parser.parse_args()
     pythons = {"tgispy": sys.executable, "dspy24": anchor_python("dspy24", ["dspy-ai==2.4.17"])}
     results: dict[tuple[str, str], list[float]] = {s: [] for s in SCENARIOS}
@@ -31,7 +34,13 @@ def main() -> None:
         for r in range(args.rounds):
             for tool, mode in SCENARIOS:
                 out = run_json(
-                    pythons[tool], "_measure_program.py", tool, mode, str(port), str(args.seconds)
+                    pythons[tool],
+                    "_measure_program.py",
+                    tool,
+                    mode,
+                    str(port),
+                    str(args.seconds),
+                    cache=args.cache,
                 )
                 results[(tool, mode)].append(out["calls_per_s"])
                 rate = out["calls_per_s"]

@@ -215,3 +215,30 @@ def test_32_threads_through_both_tiers(tmp_path: Path) -> None:
         assert len(disk) == threads * per_thread
     finally:
         cache.close()
+
+
+def test_write_behind_serves_from_memory_and_lands_on_disk(tmp_path: Path) -> None:
+    disk = DiskCache(tmp_path)
+    cache = LMCache(memory=MemoryCache(), disk=disk, write_behind=True)
+    keys = [cache_key({"model": "m", "body": {"inputs": f"p{i}"}}) for i in range(200)]
+    for i, key in enumerate(keys):
+        cache.set(key, {"i": i})
+        assert cache.get(key) == {"i": i}  # answered by memory before the disk write lands
+    cache.flush()
+    reopened = LMCache(disk=DiskCache(tmp_path))
+    assert [reopened.get(k) for k in keys] == [{"i": i} for i in range(200)]
+    with pytest.raises(ConfigError):
+        cache.set(keys[0], ValueError("boom"))
+    cache.close()
+    reopened.close()
+
+
+def test_default_cache_writes_behind(
+    fresh_default: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TGISPY_CACHEDIR", str(tmp_path / "c"))
+    cache = LMCache.default()
+    key = cache_key({"model": "m", "body": {"inputs": "x"}})
+    cache.set(key, {"ok": True})
+    cache.flush()
+    assert LMCache(disk=DiskCache(tmp_path / "c")).get(key) == {"ok": True}

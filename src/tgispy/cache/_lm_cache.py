@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import atexit
+import logging
+import queue
 import threading
+import weakref
 from typing import Any
 
 from tgispy.cache._disk import DiskCache, _decode_or_none, default_cache_dir
@@ -10,6 +14,8 @@ from tgispy.cache._keys import decode_value, encode_value
 from tgispy.cache._memory import MemoryCache
 
 __all__ = ["LMCache"]
+
+logger = logging.getLogger(__name__)
 
 _default_lock = threading.Lock()
 _default: LMCache | None = None
@@ -26,6 +32,10 @@ class LMCache:
     Args:
         memory: the memory tier; None turns it off.
         disk: the disk tier; None turns it off.
+        write_behind: write to disk from a background thread, so an event loop serving many
+            requests never waits for SQLite (~60 us a write). Needs a memory tier (which answers
+            reads of entries not yet on disk); :meth:`flush` waits for pending writes, and they are
+            flushed at exit.
 
     Example:
         >>> from tgispy.cache import LMCache, MemoryCache, cache_key
@@ -38,9 +48,27 @@ class LMCache:
         {'choices': [{'text': ' there'}]}
     """
 
-    def __init__(self, *, memory: MemoryCache | None = None, disk: DiskCache | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        memory: MemoryCache | None = None,
+        disk: DiskCache | None = None,
+        write_behind: bool = False,
+    ) -> None:
         self._memory = memory
         self._disk = disk
+        self._queue: queue.Queue[tuple[str, str] | None] | None = None
+        self._writer: threading.Thread | None = None
+        if write_behind and disk is not None and memory is not None:
+            self._queue = queue.Queue()
+            self._writer = threading.Thread(
+                target=_write_loop,
+                args=(disk, self._queue),
+                name="tgispy-cache-writer",
+                daemon=True,
+            )
+            self._writer.start()
+            _flush_at_exit.add(self)
 
     @property
     def memory(self) -> MemoryCache | None:
@@ -80,11 +108,19 @@ class LMCache:
         text = encode_value(value)
         if self._memory is not None:
             self._memory._set_text(key, text)
-        if self._disk is not None:
+        if self._queue is not None:
+            self._queue.put((key, text))
+        elif self._disk is not None:
             self._disk._set_text(key, text)
+
+    def flush(self) -> None:
+        """Wait until every write-behind disk write has been done."""
+        if self._queue is not None:
+            self._queue.join()
 
     def clear(self) -> None:
         """Drop every entry from both tiers."""
+        self.flush()
         if self._memory is not None:
             self._memory.clear()
         if self._disk is not None:
@@ -92,6 +128,7 @@ class LMCache:
 
     def close(self) -> None:
         """Close the disk tier's connection for this thread (it reopens on the next use)."""
+        self.flush()
         if self._disk is not None:
             self._disk.close()
 
@@ -117,7 +154,7 @@ class LMCache:
         with _default_lock:
             if _default is None:
                 disk = DiskCache() if default_cache_dir() is not None else None
-                _default = LMCache(memory=MemoryCache(), disk=disk)
+                _default = LMCache(memory=MemoryCache(), disk=disk, write_behind=True)
             return _default
 
     @classmethod
@@ -135,3 +172,28 @@ class LMCache:
         global _default
         with _default_lock:
             _default = cache
+
+
+def _write_loop(disk: DiskCache, pending: queue.Queue[tuple[str, str] | None]) -> None:
+    while True:
+        item = pending.get()
+        try:
+            if item is None:
+                return
+            disk._set_text(*item)
+        except Exception:  # a cache write must never kill the writer; DiskCache logs its own
+            logger.debug("write-behind cache write failed", exc_info=True)
+        finally:
+            pending.task_done()
+
+
+_flush_at_exit: weakref.WeakSet[LMCache] = weakref.WeakSet()
+
+
+@atexit.register
+def _flush_all() -> None:
+    for cache in list(_flush_at_exit):
+        try:
+            cache.flush()
+        except Exception:  # pragma: no cover - best effort at interpreter exit
+            logger.debug("flushing the cache at exit failed", exc_info=True)
