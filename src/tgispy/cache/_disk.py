@@ -16,6 +16,7 @@ from __future__ import annotations
 import functools
 import logging
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -251,11 +252,21 @@ class DiskCache:
         return text if isinstance(text, str) else None
 
     def _set_text(self, key: str, text: str) -> None:
+        self._set_many(((key, text),))
+
+    def _set_many(self, items: Sequence[tuple[str, str]]) -> None:
+        """Write entries in one SQLite transaction (the write-behind writer batches them)."""
         cache = self._cache
-        if cache is None:
+        if cache is None or not items:
             return
+        key = items[0][0]
         try:
-            cache.set(key, text)
+            if len(items) == 1:
+                cache.set(key, items[0][1])
+            else:
+                with cache.transact(retry=True):
+                    for k, text in items:
+                        cache.set(k, text)
         except Exception as exc:  # a failed write loses only a cache entry, never the result
             if not self._write_failure_logged:
                 self._write_failure_logged = True
