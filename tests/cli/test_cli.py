@@ -1,0 +1,51 @@
+"""The `tgispy` command line, run as a user runs it (a subprocess)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+TGISPY = [sys.executable, "-m", "tgispy.cli"]
+
+
+def run(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*TGISPY, *args], capture_output=True, text=True, timeout=timeout, check=False
+    )
+
+
+def test_help_lists_every_command() -> None:
+    out = run("--help")
+    assert out.returncode == 0
+    commands = {line.split()[1] for line in out.stdout.splitlines() if line.startswith("│ ")}
+    assert {"demo", "serve", "run", "bench"} <= commands
+
+
+def test_demo_runs_the_seed_example_and_stops_the_server() -> None:
+    out = run("demo", "--backend", "sim")
+    assert out.returncode == 0, out.stderr
+    assert "== ChainOfThought('question -> answer') ==" in out.stdout
+    assert "answer:" in out.stdout
+    assert "'prompt': 'What is the capital of Paris?'" in out.stdout
+    assert "Reasoning: Let's think step by step in order to" in out.stdout  # inspect_history
+    assert "server stopped." in out.stdout
+
+
+def test_serve_forwards_to_the_server_parser() -> None:
+    out = run("serve", "--help")
+    assert out.returncode == 0
+    assert "--backend" in out.stdout and "--sim-text" in out.stdout
+
+
+def test_serve_refuses_a_public_host_without_allow_remote() -> None:
+    out = run("serve", "--backend", "sim", "--host", "0.0.0.0", "--port", "0")
+    assert out.returncode != 0
+    assert "--allow-remote" in (out.stdout + out.stderr)
+
+
+def test_bench_is_found_in_a_source_checkout() -> None:
+    out = run("bench", "--help")
+    assert out.returncode == 0
+    assert "--quick" in out.stdout
+    assert (Path(__file__).resolve().parents[2] / "bench" / "run_all.py").exists()
