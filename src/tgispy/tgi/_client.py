@@ -9,13 +9,14 @@ module only drives them: it is the thin I/O shell around the pure cores.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import random
 import time
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from tgispy.errors import MalformedResponseError, TGIError, TGITimeoutError
 from tgispy.tgi._errors import error_from_response
@@ -178,15 +179,30 @@ class TGIClient:
                 logger.debug("attempt %d on %s failed: %s", step.attempt, url, err)
                 step = plan.after_failure(err, replica=url)
                 continue
+            except BaseException as exc:
+                # Cancelled (a caller's timeout): free the in-flight slot, with no health verdict,
+                # or the replica would look busy forever and end up never chosen again.
+                self._replicas.on_failure(url, exc)
+                raise
             latency = time.monotonic() - started
             self._replicas.on_success(url, latency)
             return result, Meta(url, resp.headers, latency, step.attempt)
 
-    async def stream(self, path: str, body: Mapping[str, Any]) -> AsyncIterator[tuple[str, str]]:
-        """POST a streaming request; yield ``(replica, data_payload)`` for each SSE event.
+    async def stream(
+        self,
+        path: str,
+        body: Mapping[str, Any],
+        parse: Callable[[str, str], T],
+        *,
+        last: Callable[[T], bool],
+    ) -> AsyncIterator[T]:
+        """POST a streaming request; yield ``parse(data_payload, replica)`` for each SSE event.
 
-        The request is retried (on another replica when one exists) only until the first event
-        arrives; after that a failure is raised to the caller.
+        Parsing runs inside the attempt, so an error event or a garbled event before the first
+        good one is a failure of that replica and is retried (on another replica when one
+        exists); after the first good event a failure is raised to the caller. The stream ends
+        with the event for which ``last(event)`` is true; a stream that ends before it raises
+        :class:`MalformedResponseError`.
         """
         payload = json.dumps(body, ensure_ascii=False).encode()
         plan = RetryPlan(self.retry, budget=self._budget, rng=self._rng)
@@ -206,23 +222,43 @@ class TGIClient:
             started = time.monotonic()
             self._replicas.on_start(url)
             received = False
+            reported = False  # whether the replica set has heard how this attempt ended
             try:
                 decoder = SSEDecoder()
-                async for item in self._transport.stream(
-                    url + path, payload, **self._timeouts(plan)
-                ):
-                    if isinstance(item, HTTPResponse):
-                        if item.status >= 300:
-                            raise error_from_response(
-                                item.status, item.body, replica=url, headers=item.headers
-                            )
-                        continue
-                    for data in decoder.feed(item):
+                # Transport.stream is an async generator: close it as soon as we are done, so
+                # its connection goes back to the pool now rather than at garbage collection.
+                chunks = cast(
+                    "AsyncGenerator[HTTPResponse | bytes, None]",
+                    self._transport.stream(url + path, payload, **self._timeouts(plan)),
+                )
+                async with contextlib.aclosing(chunks):
+                    async for item in chunks:
+                        if isinstance(item, HTTPResponse):
+                            if item.status >= 300:
+                                raise error_from_response(
+                                    item.status, item.body, replica=url, headers=item.headers
+                                )
+                            continue
+                        for data in decoder.feed(item):
+                            event = parse(data, url)
+                            received = True
+                            if last(event):
+                                # Report before yielding: the consumer usually stops reading here.
+                                reported = True
+                                self._replicas.on_success(url, time.monotonic() - started)
+                                yield event
+                                return
+                            yield event
+                    for data in decoder.close():
+                        event = parse(data, url)
                         received = True
-                        yield url, data
-                for data in decoder.close():
-                    received = True
-                    yield url, data
+                        if last(event):
+                            reported = True
+                            self._replicas.on_success(url, time.monotonic() - started)
+                            yield event
+                            return
+                        yield event
+                raise MalformedResponseError("the stream ended before its final event", replica=url)
             except Exception as exc:
                 err = translate_exception(exc, url)
                 self._replicas.on_failure(url, err, latency=time.monotonic() - started)
@@ -230,32 +266,28 @@ class TGIClient:
                     raise err  # noqa: B904 - translate_exception attached the cause
                 step = plan.after_failure(err, replica=url, first_token_received=received)
                 continue
-            self._replicas.on_success(url, time.monotonic() - started)
-            return
+            except BaseException as exc:
+                # The consumer stopped reading (GeneratorExit) or was cancelled: free the slot,
+                # with no health verdict, unless the final event already reported success.
+                if not reported:
+                    self._replicas.on_failure(url, exc)
+                raise
 
     async def generate_stream(
         self, path: str, body: Mapping[str, Any]
     ) -> AsyncIterator[StreamEvent]:
-        """Stream ``/generate_stream`` events; mid-stream error events raise typed errors.
+        """Stream ``/generate_stream`` events; error events raise typed errors.
 
         A stream that ends without its final event raises :class:`MalformedResponseError`.
         """
-        final = False
-        replica = self.urls[0]
-        async for replica, data in self.stream(path, body):
-            event = parse_stream_event(data, replica=replica)
+        async for event in self.stream(path, body, _parse_stream_event, last=lambda e: e.is_final):
             yield event
-            if event.is_final:
-                final = True
-        if not final:
-            raise MalformedResponseError(
-                "the stream ended before its final event (no generated_text)", replica=replica
-            )
 
     async def chat_stream(self, body: Mapping[str, Any]) -> AsyncIterator[ChatChunk]:
         """Stream ``/v1/chat/completions`` chunks until ``[DONE]``."""
-        async for replica, data in self.stream("/v1/chat/completions", body):
-            chunk = parse_chat_chunk(data, replica=replica)
+        async for chunk in self.stream(
+            "/v1/chat/completions", body, _parse_chat_chunk, last=lambda c: c is None
+        ):
             if chunk is None:
                 return
             yield chunk
@@ -303,6 +335,14 @@ class TGIClient:
     def stats(self) -> dict[str, dict[str, Any]]:
         """Per replica: requests, errors by kind, ejections, in-flight, latency p50/p99."""
         return self._replicas.stats()
+
+
+def _parse_stream_event(data: str, replica: str) -> StreamEvent:
+    return parse_stream_event(data, replica=replica)
+
+
+def _parse_chat_chunk(data: str, replica: str) -> ChatChunk | None:
+    return parse_chat_chunk(data, replica=replica)
 
 
 def _merge_infos(infos: Sequence[ServerInfo]) -> ServerInfo:
