@@ -169,7 +169,8 @@ class HFClientTGI(LM):
         index: int = 0,
     ) -> Generation:
         info = await self._client.server_info()
-        body = build_chat_request(messages, merged, model=self.model, info=info)
+        # model=None sends "tgi": TGI takes any other model name for a LoRA adapter id.
+        body = build_chat_request(messages, merged, model=None, info=info)
         # n chat samples are n requests with one body: the index keeps their cache entries apart.
         key = _key(self.model, f"/v1/chat/completions#{index}", body) if use_cache else None
         if key is not None:
