@@ -33,7 +33,14 @@ from tgispy.signatures import (
 )
 
 if TYPE_CHECKING:
+    from tgispy.evaluate import Evaluate
     from tgispy.lm._tgi import HFClientTGI
+    from tgispy.teleprompt import (
+        BootstrapFewShot,
+        BootstrapFewShotWithRandomSearch,
+        BootstrapRS,
+        LabeledFewShot,
+    )
 
 __version__ = "0.1.0"
 
@@ -70,16 +77,20 @@ def __dir__() -> list[str]:
     return sorted({*globals(), *_LAZY})
 
 
-# Evaluate and the optimizers (LabeledFewShot, BootstrapFewShot, ...) resolve lazily through
-# __getattr__ once tgispy.evaluate / tgispy.teleprompt exist; they join __all__ then.
+# HFClientTGI, Evaluate and the optimizers resolve lazily through __getattr__.
 __all__ = [
     "LM",
+    "BootstrapFewShot",
+    "BootstrapFewShotWithRandomSearch",
+    "BootstrapRS",
     "ChainOfThought",
     "Completions",
     "ConfigError",
+    "Evaluate",
     "Example",
     "HFClientTGI",
     "InputField",
+    "LabeledFewShot",
     "Module",
     "OutputField",
     "ParseError",

@@ -67,6 +67,55 @@ def demo(
     typer.echo("server stopped.")
 
 
+@app.command()
+def run(  # noqa: PLR0917 - typer maps parameters to CLI arguments
+    program: Annotated[
+        str, typer.Argument(help="a .py file defining `program` (or build_program)")
+    ],
+    data: Annotated[str, typer.Argument(help="a JSONL file, one example per line")],
+    lm_url: Annotated[
+        list[str] | None,
+        typer.Option("--lm-url", help="TGI base URL; repeat for replicas (default: the program's)"),
+    ] = None,
+    model: Annotated[str, typer.Option(help="model id for history and cache keys")] = "tgi",
+    metric: Annotated[
+        str | None, typer.Option(help="NAME (e.g. answer_exact_match), mod:fn or file.py:fn")
+    ] = None,
+    inputs: Annotated[
+        str | None, typer.Option(help="comma-separated input field names (default: program's)")
+    ] = None,
+    num_threads: Annotated[int, typer.Option(help="examples in flight")] = 16,
+    max_errors: Annotated[int | None, typer.Option(help="stop after this many failures")] = None,
+    max_tokens: Annotated[int | None, typer.Option(help="max new tokens per call")] = None,
+    limit: Annotated[int | None, typer.Option(help="run only the first N examples")] = None,
+    output: Annotated[str | None, typer.Option(help="write predictions to this JSONL")] = None,
+    cache: Annotated[bool, typer.Option(help="use the LM cache")] = True,
+    progress: Annotated[bool, typer.Option(help="show a progress bar")] = True,
+    table: Annotated[int, typer.Option(help="print a table of the first N results")] = 0,
+) -> None:
+    """Run a program file over a JSONL dataset, scoring it when a metric is given."""
+    from tgispy.evaluate._run import run_program
+
+    raise typer.Exit(
+        run_program(
+            program,
+            data,
+            lm_url=lm_url,
+            model=model,
+            metric=metric,
+            inputs=[i.strip() for i in inputs.split(",")] if inputs else None,
+            num_threads=num_threads,
+            max_errors=max_errors,
+            max_tokens=max_tokens,
+            limit=limit,
+            output=output,
+            cache=cache,
+            display_progress=progress,
+            display_table=table,
+        )
+    )
+
+
 @app.command(
     context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
     help="Run every benchmark against its anchors (--quick: under 5 minutes); see bench/.",

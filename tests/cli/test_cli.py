@@ -49,3 +49,41 @@ def test_bench_is_found_in_a_source_checkout() -> None:
     assert out.returncode == 0
     assert "--quick" in out.stdout
     assert (Path(__file__).resolve().parents[2] / "bench" / "run_all.py").exists()
+
+
+def test_run_scores_a_program_file_over_jsonl(tmp_path: Path) -> None:
+    from tgispy.server import start_server
+
+    program = tmp_path / "qa.py"
+    program.write_text(
+        "import tgispy as dspy\n\nprogram = dspy.ChainOfThought('question -> answer')\n"
+    )
+    data = tmp_path / "dev.jsonl"
+    rows = ['{"question": "Capital of France?", "answer": "Paris"}'] * 3
+    rows.append('{"question": "Capital of Italy?", "answer": "Rome"}')
+    data.write_text("\n".join(rows) + "\n")
+    out_file = tmp_path / "preds.jsonl"
+    # The sim answers requests in arrival order from this cycle: with the seed's stop=["\n"], a
+    # ChainOfThought call is a rationale request, then a continuation request for the answer.
+    cycle = ["--sim-text", " find the capital.", "--sim-text", " Paris"]
+    with start_server(["--backend", "sim", *cycle]) as server:
+        out = run(
+            "run",
+            str(program),
+            str(data),
+            "--lm-url",
+            server.url,
+            "--metric",
+            "answer_exact_match",
+            "--inputs",
+            "question",
+            "--num-threads",
+            "1",
+            "--no-progress",
+            "--no-cache",
+            "--output",
+            str(out_file),
+        )
+    assert out.returncode == 0, out.stderr
+    assert "3 / 4" in out.stdout + out.stderr  # three Paris answers right, Rome wrong
+    assert len(out_file.read_text().splitlines()) == 4

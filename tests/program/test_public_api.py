@@ -26,6 +26,10 @@ DSPY_NAMES = [
     "inspect_history",
     "HFClientTGI",
     "LM",
+    "Evaluate",
+    "LabeledFewShot",
+    "BootstrapFewShot",
+    "BootstrapFewShotWithRandomSearch",
 ]
 
 
@@ -38,12 +42,17 @@ def test_public_names_are_pinned() -> None:
     assert sorted(tgispy.__all__) == sorted(
         [
             "LM",
+            "BootstrapFewShot",
+            "BootstrapFewShotWithRandomSearch",
+            "BootstrapRS",
             "ChainOfThought",
             "Completions",
             "ConfigError",
+            "Evaluate",
             "Example",
             "HFClientTGI",
             "InputField",
+            "LabeledFewShot",
             "Module",
             "OutputField",
             "ParseError",

@@ -1,0 +1,22 @@
+"""Optimizers ("teleprompters"): compile a program's demos from training examples.
+
+Example:
+    >>> import tgispy as dspy
+    >>> from tgispy.teleprompt import LabeledFewShot
+    >>> trainset = [dspy.Example(question="2+2?", answer="4").with_inputs("question")]
+    >>> LabeledFewShot(k=1).compile(dspy.Predict("question -> answer"), trainset=trainset).demos
+    [Example({'question': '2+2?', 'answer': '4'}) (input_keys={'question'})]
+"""
+
+from tgispy.teleprompt._bootstrap import BootstrapFewShot
+from tgispy.teleprompt._labeled import LabeledFewShot
+from tgispy.teleprompt._random_search import BootstrapFewShotWithRandomSearch, BootstrapRS
+from tgispy.teleprompt._teleprompter import Teleprompter
+
+__all__ = [
+    "BootstrapFewShot",
+    "BootstrapFewShotWithRandomSearch",
+    "BootstrapRS",
+    "LabeledFewShot",
+    "Teleprompter",
+]
