@@ -260,6 +260,7 @@ def test_stream_yields_tokens_then_records_history() -> None:
         lm = make(srv)
         assert list(lm.stream("q", temperature=0)) == ["Pa", "ris"]
         assert lm.history[-1]["response"]["choices"] == [{"text": "Paris"}]
+        assert lm.history[-1]["replica"] == srv.url
         (req,) = [r for r in srv.requests if r.path == "/generate_stream"]
         _assert_valid_generate(req.json)
 

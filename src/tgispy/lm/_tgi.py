@@ -27,8 +27,10 @@ from tgispy.tgi._request import (
 from tgispy.tgi._response import (
     ChatResponse,
     GenerateResponse,
+    StreamEvent,
     parse_chat_response,
     parse_generate_response,
+    parse_stream_event,
     usage_from_headers,
 )
 from tgispy.tgi._transport import HTTPResponse
@@ -238,7 +240,9 @@ class HFClientTGI(LM):
         body = build_generate_request(prompt, merged, info=info, stream=True)
         started = time.perf_counter()
         pieces: list[str] = []
-        async for event in self._client.generate_stream("/generate_stream", body):
+        async for replica, event in self._client.stream(
+            "/generate_stream", body, _parse_stream_with_replica, last=lambda t: t[1].is_final
+        ):
             if event.is_final:
                 details = event.details
                 text = event.generated_text or ""
@@ -250,7 +254,7 @@ class HFClientTGI(LM):
                         "raw_kwargs": kwargs,
                         "usage": _usage_from_details(details),
                         "latency": time.perf_counter() - started,
-                        "replica": None,
+                        "replica": replica,
                         "cached": False,
                         "finish_reasons": [details.finish_reason if details else None],
                         "timestamp": time.time(),
@@ -298,6 +302,10 @@ def _parse_generate(
     resp: HTTPResponse, replica: str
 ) -> tuple[GenerateResponse, dict[str, int] | None]:
     return parse_generate_response(resp.body), usage_from_headers(resp.headers)
+
+
+def _parse_stream_with_replica(data: str, replica: str) -> tuple[str, StreamEvent]:
+    return replica, parse_stream_event(data, replica=replica)
 
 
 def _parse_chat(resp: HTTPResponse, replica: str) -> ChatResponse:
