@@ -153,17 +153,7 @@ class TGIClient:
         plan = RetryPlan(self.retry, budget=self._budget, rng=self._rng)
         step: DoAttempt | DoSleep | GiveUp = plan.first()
         while True:
-            if isinstance(step, GiveUp):
-                raise step.error
-            if isinstance(step, DoSleep):
-                await asyncio.sleep(step.seconds)
-                step = plan.next_attempt()
-                continue
-            try:
-                url = await self._pick(step, plan)
-            except TGIError as no_replica:
-                step = plan.after_failure(no_replica, replica=None)
-                continue
+            url, attempt = await self._next_replica(plan, step)
             started = time.monotonic()
             self._replicas.on_start(url)
             try:
@@ -176,7 +166,7 @@ class TGIClient:
             except Exception as exc:
                 err = translate_exception(exc, url)
                 self._replicas.on_failure(url, err, latency=time.monotonic() - started)
-                logger.debug("attempt %d on %s failed: %s", step.attempt, url, err)
+                logger.debug("attempt %d on %s failed: %s", attempt.attempt, url, err)
                 step = plan.after_failure(err, replica=url)
                 continue
             except BaseException as exc:
@@ -186,7 +176,7 @@ class TGIClient:
                 raise
             latency = time.monotonic() - started
             self._replicas.on_success(url, latency)
-            return result, Meta(url, resp.headers, latency, step.attempt)
+            return result, Meta(url, resp.headers, latency, attempt.attempt)
 
     async def stream(
         self,
@@ -208,51 +198,25 @@ class TGIClient:
         plan = RetryPlan(self.retry, budget=self._budget, rng=self._rng)
         step: DoAttempt | DoSleep | GiveUp = plan.first()
         while True:
-            if isinstance(step, GiveUp):
-                raise step.error
-            if isinstance(step, DoSleep):
-                await asyncio.sleep(step.seconds)
-                step = plan.next_attempt()
-                continue
-            try:
-                url = await self._pick(step, plan)
-            except TGIError as no_replica:
-                step = plan.after_failure(no_replica, replica=None)
-                continue
+            url, _ = await self._next_replica(plan, step)
             started = time.monotonic()
             self._replicas.on_start(url)
             received = False
             reported = False  # whether the replica set has heard how this attempt ended
             try:
-                decoder = SSEDecoder()
                 # Transport.stream is an async generator: close it as soon as we are done, so
                 # its connection goes back to the pool now rather than at garbage collection.
                 chunks = cast(
                     "AsyncGenerator[HTTPResponse | bytes, None]",
                     self._transport.stream(url + path, payload, **self._timeouts(plan)),
                 )
-                async with contextlib.aclosing(chunks):
-                    async for item in chunks:
-                        if isinstance(item, HTTPResponse):
-                            if item.status >= 300:
-                                raise error_from_response(
-                                    item.status, item.body, replica=url, headers=item.headers
-                                )
-                            continue
-                        for data in decoder.feed(item):
-                            event = parse(data, url)
-                            received = True
-                            if last(event):
-                                # Report before yielding: the consumer usually stops reading here.
-                                reported = True
-                                self._replicas.on_success(url, time.monotonic() - started)
-                                yield event
-                                return
-                            yield event
-                    for data in decoder.close():
+                payloads = _sse_payloads(chunks, url)
+                async with contextlib.aclosing(chunks), contextlib.aclosing(payloads):
+                    async for data in payloads:
                         event = parse(data, url)
                         received = True
                         if last(event):
+                            # Report before yielding: the consumer usually stops reading here.
                             reported = True
                             self._replicas.on_success(url, time.monotonic() - started)
                             yield event
@@ -293,6 +257,22 @@ class TGIClient:
             yield chunk
 
     # ---- routing ------------------------------------------------------------------------------
+    async def _next_replica(
+        self, plan: RetryPlan, step: DoAttempt | DoSleep | GiveUp
+    ) -> tuple[str, DoAttempt]:
+        """Follow the plan (sleeping, or raising when it gives up) to an attempt and its replica."""
+        while True:
+            if isinstance(step, GiveUp):
+                raise step.error
+            if isinstance(step, DoSleep):
+                await asyncio.sleep(step.seconds)
+                step = plan.next_attempt()
+                continue
+            try:
+                return await self._pick(step, plan), step
+            except TGIError as no_replica:
+                step = plan.after_failure(no_replica, replica=None)
+
     async def _pick(self, step: DoAttempt, plan: RetryPlan) -> str:
         while True:
             choice = self._replicas.choose(exclude=step.exclude)
@@ -335,6 +315,24 @@ class TGIClient:
     def stats(self) -> dict[str, dict[str, Any]]:
         """Per replica: requests, errors by kind, ejections, in-flight, latency p50/p99."""
         return self._replicas.stats()
+
+
+async def _sse_payloads(
+    chunks: AsyncIterator[HTTPResponse | bytes], replica: str
+) -> AsyncGenerator[str, None]:
+    """The ``data`` payloads of an SSE response; a non-2xx head raises the mapped error."""
+    decoder = SSEDecoder()
+    async for item in chunks:
+        if isinstance(item, HTTPResponse):
+            if item.status >= 300:
+                raise error_from_response(
+                    item.status, item.body, replica=replica, headers=item.headers
+                )
+            continue
+        for data in decoder.feed(item):
+            yield data
+    for data in decoder.close():
+        yield data
 
 
 def _parse_stream_event(data: str, replica: str) -> StreamEvent:
