@@ -17,7 +17,7 @@ import atexit
 import contextlib
 import contextvars
 import threading
-from collections.abc import Callable, Coroutine
+from collections.abc import AsyncGenerator, Callable, Coroutine, Iterator
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -121,6 +121,25 @@ def run_sync(coro: Coroutine[Any, Any, T]) -> T:
     except BaseException:
         future.cancel()
         raise
+
+
+def iterate_sync(agen: AsyncGenerator[T, None]) -> Iterator[T]:
+    """The sync face of an async generator: each item is fetched with :func:`run_sync`.
+
+    Breaking out of the loop closes the async generator (and so its HTTP stream).
+    """
+
+    async def step() -> T:
+        return await agen.__anext__()
+
+    try:
+        while True:
+            try:
+                yield run_sync(step())
+            except StopAsyncIteration:
+                return
+    finally:
+        run_sync(agen.aclose())
 
 
 async def _in_context(coro: Coroutine[Any, Any, T], ctx: contextvars.Context) -> T:

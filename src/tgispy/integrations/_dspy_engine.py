@@ -24,7 +24,7 @@ import dspy  # noqa: E402
 from dspy.clients.engines.base import validate_request  # noqa: E402
 from dspy.lm15 import Request, Response  # noqa: E402
 
-from tgispy._sync import run_sync  # noqa: E402
+from tgispy._sync import iterate_sync, run_sync  # noqa: E402
 from tgispy.errors import ConfigError, TGIError  # noqa: E402
 from tgispy.integrations._dspy_wire import (  # noqa: E402
     CHAT_PARAMETERS,
@@ -373,19 +373,7 @@ class TGIEngine:
 
     def stream(self, request: Request) -> Iterator[StreamEvent]:
         """Sync face of :meth:`AsyncTGIEngine.stream`: iterate events as they arrive."""
-        agen = self.aio.stream(request)
-
-        async def step() -> StreamEvent:
-            return await agen.__anext__()
-
-        try:
-            while True:
-                try:
-                    yield run_sync(step())
-                except StopAsyncIteration:
-                    return
-        finally:
-            run_sync(agen.aclose())
+        return iterate_sync(self.aio.stream(request))
 
     def close(self) -> None:
         """Nothing to release: connection pools belong to event loops and close with them."""

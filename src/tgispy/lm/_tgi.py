@@ -13,7 +13,7 @@ import time
 from collections.abc import AsyncGenerator, Iterator, Mapping, Sequence
 from typing import Any
 
-from tgispy._sync import run_sync
+from tgispy._sync import iterate_sync, run_sync
 from tgispy.errors import ConfigError
 from tgispy.lm._base import LM, Completion, Generation
 from tgispy.tgi._client import TGIClient
@@ -269,19 +269,7 @@ class HFClientTGI(LM):
 
     def stream(self, prompt: str, **kwargs: Any) -> Iterator[str]:
         """Sync face of :meth:`astream`: iterate text pieces as they arrive."""
-        agen = self.astream(prompt, **kwargs)
-
-        async def step() -> str:
-            return await agen.__anext__()
-
-        try:
-            while True:
-                try:
-                    yield run_sync(step())
-                except StopAsyncIteration:
-                    return
-        finally:
-            run_sync(agen.aclose())
+        return iterate_sync(self.astream(prompt, **kwargs))
 
     # ---- fleet ------------------------------------------------------------------------------
     def stats(self) -> dict[str, dict[str, Any]]:
