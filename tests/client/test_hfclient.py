@@ -317,3 +317,51 @@ def test_copy_shares_client_but_not_history(server: ScriptedTGI) -> None:
     assert len(hot.history) == 0
     hot("p")
     assert lm.stats()[server.url]["requests"] == 2
+
+
+def test_chat_stream_yields_deltas_until_done() -> None:
+    def chunk(content: str | None, finish: str | None = None) -> dict[str, Any]:
+        return {
+            "object": "chat.completion.chunk",
+            "id": "",
+            "created": 0,
+            "model": "tgi",
+            "system_fingerprint": "3.3.6-dev0-native",
+            "choices": [
+                {
+                    "index": 0,
+                    "delta": {"role": "assistant", "content": content},
+                    "logprobs": None,
+                    "finish_reason": finish,
+                }
+            ],
+            "usage": None,
+        }
+
+    usage = {
+        "object": "chat.completion.chunk",
+        "id": "",
+        "created": 0,
+        "model": "tgi",
+        "system_fingerprint": "x",
+        "choices": [],
+        "usage": {"prompt_tokens": 4, "completion_tokens": 2, "total_tokens": 6},
+    }
+    sse = (chunk("Hel"), chunk("lo"), chunk("", "stop"), usage, "[DONE]")
+    with ScriptedTGI([Reply(sse=sse)]) as srv:
+        lm = make(srv)
+        assert list(lm.chat_stream([{"role": "user", "content": "hi"}])) == ["Hel", "lo"]
+        entry = lm.history[-1]
+        assert entry["response"]["choices"] == [{"text": "Hello", "finish_reason": "stop"}]
+        assert entry["usage"]["total_tokens"] == 6
+        (req,) = [r for r in srv.requests if r.path == "/v1/chat/completions"]
+        jsonschema.validate(req.json, _schema("ChatRequest"))
+        assert req.json["stream"] is True
+
+
+def test_chat_stream_error_event_is_typed() -> None:
+    err = {"error": {"message": "Model is overloaded", "http_status_code": 422}}
+    with ScriptedTGI([Reply(sse=(err, "[DONE]"))]) as srv:
+        lm = make(srv, retry=RetryPolicy.none())
+        with pytest.raises(OverloadedError):
+            list(lm.chat_stream([{"role": "user", "content": "hi"}]))

@@ -228,6 +228,53 @@ class HFClientTGI(LM):
         """Sync face of :meth:`achat`."""
         return run_sync(self.achat(messages, **kwargs))
 
+    async def achat_stream(
+        self, messages: Sequence[Mapping[str, Any]], **kwargs: Any
+    ) -> AsyncGenerator[str, None]:
+        """Stream a Messages API answer piece by piece (recorded in history, never cached).
+
+        Mid-stream error events raise typed errors; the request is retried on another replica
+        only before the first chunk.
+        """
+        merged = {**self.kwargs, **kwargs}
+        merged.pop("n", None)
+        merged.pop("cache", None)
+        info = await self._client.server_info()
+        body = build_chat_request(list(messages), merged, model=None, info=info, stream=True)
+        started = time.perf_counter()
+        pieces: list[str] = []
+        usage: dict[str, int] | None = None
+        finish_reason: str | None = None
+        async for chunk in self._client.chat_stream(body):
+            usage = chunk.usage or usage
+            finish_reason = chunk.finish_reason or finish_reason
+            if chunk.content:
+                pieces.append(chunk.content)
+                yield chunk.content
+        text = "".join(pieces)
+        self.history.append(
+            {
+                "prompt": _render_messages(messages),
+                "messages": list(messages),
+                "response": {
+                    "messages": list(messages),
+                    "choices": [{"text": text, "finish_reason": finish_reason}],
+                    "usage": usage,
+                },
+                "kwargs": merged,
+                "raw_kwargs": kwargs,
+                "usage": usage,
+                "latency": time.perf_counter() - started,
+                "replica": None,
+                "cached": False,
+                "timestamp": time.time(),
+            }
+        )
+
+    def chat_stream(self, messages: Sequence[Mapping[str, Any]], **kwargs: Any) -> Iterator[str]:
+        """Sync face of :meth:`achat_stream`."""
+        return iterate_sync(self.achat_stream(messages, **kwargs))
+
     async def astream(self, prompt: str, **kwargs: Any) -> AsyncGenerator[str, None]:
         """Stream the generated text of ``/generate_stream`` piece by piece.
 
