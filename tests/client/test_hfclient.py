@@ -354,6 +354,7 @@ def test_chat_stream_yields_deltas_until_done() -> None:
         entry = lm.history[-1]
         assert entry["response"]["choices"] == [{"text": "Hello", "finish_reason": "stop"}]
         assert entry["usage"]["total_tokens"] == 6
+        assert entry["replica"] == srv.url
         (req,) = [r for r in srv.requests if r.path == "/v1/chat/completions"]
         jsonschema.validate(req.json, _schema("ChatRequest"))
         assert req.json["stream"] is True

@@ -245,7 +245,12 @@ class HFClientTGI(LM):
         pieces: list[str] = []
         usage: dict[str, int] | None = None
         finish_reason: str | None = None
-        async for chunk in self._client.chat_stream(body):
+        replica: str | None = None
+        async for replica, chunk in self._client.stream(
+            "/v1/chat/completions", body, _parse_chunk_with_replica, last=lambda t: t[1] is None
+        ):
+            if chunk is None:  # [DONE]
+                break
             usage = chunk.usage or usage
             finish_reason = chunk.finish_reason or finish_reason
             if chunk.content:
@@ -265,7 +270,7 @@ class HFClientTGI(LM):
                 "raw_kwargs": kwargs,
                 "usage": usage,
                 "latency": time.perf_counter() - started,
-                "replica": None,
+                "replica": replica,
                 "cached": False,
                 "timestamp": time.time(),
             }
@@ -341,6 +346,10 @@ def _parse_generate(
 
 def _parse_stream_with_replica(data: str, replica: str) -> tuple[str, StreamEvent]:
     return replica, parse_stream_event(data, replica=replica)
+
+
+def _parse_chunk_with_replica(data: str, replica: str) -> tuple[str, ChatChunk | None]:
+    return replica, parse_chat_chunk(data, replica=replica)
 
 
 def _parse_chat(resp: HTTPResponse, replica: str) -> ChatResponse:
