@@ -25,9 +25,11 @@ from tgispy.tgi._request import (
     generation_parameters,
 )
 from tgispy.tgi._response import (
+    ChatChunk,
     ChatResponse,
     GenerateResponse,
     StreamEvent,
+    parse_chat_chunk,
     parse_chat_response,
     parse_generate_response,
     parse_stream_event,
@@ -246,9 +248,10 @@ class HFClientTGI(LM):
         usage: dict[str, int] | None = None
         finish_reason: str | None = None
         replica: str | None = None
-        async for replica, chunk in self._client.stream(
+        async for served_by, chunk in self._client.stream(
             "/v1/chat/completions", body, _parse_chunk_with_replica, last=lambda t: t[1] is None
         ):
+            replica = served_by
             if chunk is None:  # [DONE]
                 break
             usage = chunk.usage or usage
