@@ -21,8 +21,8 @@ demo: $(STAMP)
 	$(VENV)/bin/tgispy demo
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check src tests bench
-	$(VENV)/bin/ruff format --check src tests bench
+	$(VENV)/bin/ruff check src tests bench fuzz scripts
+	$(VENV)/bin/ruff format --check src tests bench fuzz scripts
 
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy

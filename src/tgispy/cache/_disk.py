@@ -16,6 +16,7 @@ from __future__ import annotations
 import functools
 import logging
 import os
+import stat
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -88,7 +89,19 @@ def _make_private_dir(directory: Path) -> None:
     except FileExistsError:
         if not directory.is_dir():
             raise NotADirectoryError(f"{directory} exists and is not a directory") from None
-        # An existing directory keeps its mode: the user chose it (the files stay 0600).
+        # An existing directory keeps its mode: the user chose it (the files stay 0600). But one
+        # that others may write to (or that another user owns) lets them swap the database for
+        # their own, that is, choose what the cache answers: refuse it.
+        info = directory.stat()
+        if hasattr(os, "geteuid") and info.st_uid != os.geteuid():
+            raise PermissionError(
+                f"{directory} belongs to another user (uid {info.st_uid})"
+            ) from None
+        if info.st_mode & 0o022:
+            raise PermissionError(
+                f"{directory} is writable by other users (mode {stat.S_IMODE(info.st_mode):o}); "
+                "chmod 700 it"
+            ) from None
         return
     # mkdir's mode is filtered by the umask; make it exactly 0700.
     os.chmod(directory, 0o700)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable
@@ -40,6 +39,7 @@ from tgispy.server._validation import (
     Validated,
     check_best_of,
     check_stream_params,
+    decode_body,
     parse_chat,
     parse_completion,
     parse_generate,
@@ -203,10 +203,7 @@ class _Front:
             raw = await request.read()
         except web.HTTPRequestEntityTooLarge as exc:
             raise problems.payload_too_large() from exc
-        try:
-            return json.loads(raw)
-        except ValueError as exc:
-            raise problems.bad_json(str(exc)) from exc
+        return decode_body(raw)
 
     def error_response(self, problem: Problem) -> web.Response:
         self.metrics.request_failed(problem.error_type)

@@ -8,7 +8,6 @@ grammar is checked here first and a bad one is TGI's 422 ``grammar is not valid:
 
 from __future__ import annotations
 
-import json
 import re
 
 # Python's own regex parser (private but stable since 3.11) tells what a pattern uses.
@@ -18,7 +17,7 @@ from typing import Any, Final
 
 from tgispy.server import _problems as problems
 from tgispy.server._types import EngineGrammar
-from tgispy.server._validation import GrammarSpec
+from tgispy.server._validation import GrammarSpec, strict_json_loads
 
 __all__ = ["to_engine_grammar"]
 
@@ -93,7 +92,8 @@ def regex_grammar(pattern: str) -> EngineGrammar:
         raise _invalid("the regex is empty")
     try:
         tree = _sre_parse.parse(pattern)
-    except re.error as exc:
+    # re's parser is recursive (deep nesting) and refuses repeats over 2**32 with OverflowError.
+    except (re.error, RecursionError, OverflowError) as exc:
         raise _invalid(f"regex parse error: {exc}") from exc
     unsupported = _walk_unsupported(tree)
     if unsupported:
@@ -104,7 +104,7 @@ def regex_grammar(pattern: str) -> EngineGrammar:
 def _schema(value: Any) -> dict[str, Any]:
     if isinstance(value, str):
         try:
-            value = json.loads(value)
+            value = strict_json_loads(value)
         except ValueError as exc:
             raise _invalid(str(exc)) from exc
     if not isinstance(value, dict):
@@ -123,7 +123,27 @@ def json_grammar(value: Any) -> EngineGrammar:
     # TGI's own rule (router/src/validation.rs): its grammar compiler needs `properties`.
     if "properties" not in schema:
         raise _invalid("Grammar must have a 'properties' field")
+    _check_schema(schema)
     return EngineGrammar("json_schema", schema)
+
+
+def _check_schema(schema: dict[str, Any]) -> None:
+    """Refuse a schema its own metaschema rejects (``"type": "wat"``, ``"required": 5``...).
+
+    llguidance would ignore it and generate unconstrained text with a 200; TGI's compiler
+    refuses it with a 422.
+    """
+    try:
+        import jsonschema  # type: ignore[import-untyped]
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise ImportError(
+            "checking JSON-schema grammars needs jsonschema: pip install 'jsonschema>=4.20'"
+        ) from exc
+    validator = jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator)
+    try:
+        validator.check_schema(schema)
+    except jsonschema.SchemaError as exc:
+        raise _invalid(f"invalid JSON schema: {exc.message}") from exc
 
 
 def to_engine_grammar(spec: GrammarSpec | None) -> EngineGrammar | None:

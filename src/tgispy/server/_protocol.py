@@ -112,17 +112,41 @@ def tokenize_response(text: str, pieces: list[tuple[int, bytes]]) -> list[dict[s
     """``/tokenize``'s ``SimpleToken`` list: id, text, and character offsets into ``text``."""
     out: list[dict[str, Any]] = []
     raw = text.encode()
+    chars = _CharCount(raw)
     offset = 0
     for token_id, piece in pieces:
         start_byte = raw.find(piece, offset) if piece else offset
         if start_byte < 0:  # a special token or a normalised piece: not found verbatim
             start_byte = offset
         stop_byte = start_byte + len(piece)
-        start = len(raw[:start_byte].decode(errors="ignore"))
-        stop = len(raw[:stop_byte].decode(errors="ignore"))
+        start = chars.upto(start_byte)
+        stop = chars.upto(stop_byte)
         out.append({"id": token_id, "text": text[start:stop], "start": start, "stop": stop})
         offset = stop_byte
     return out
+
+
+class _CharCount:
+    """``upto(k)`` = characters wholly inside ``raw[:k]``, for non-decreasing ``k``.
+
+    Decoding ``raw[:k]`` for every token made ``/tokenize`` quadratic (a 2 MB prompt took
+    minutes); this decodes each byte once.
+    """
+
+    def __init__(self, raw: bytes) -> None:
+        self.raw = raw
+        self.byte = 0
+        self.chars = 0
+
+    def upto(self, k: int) -> int:
+        raw = self.raw
+        # A character cut by k does not count: back up to its first byte (UTF-8: <= 3 steps).
+        while 0 < k < len(raw) and (raw[k] & 0xC0) == 0x80:
+            k -= 1
+        if k > self.byte:
+            self.chars += len(raw[self.byte : k].decode(errors="ignore"))
+            self.byte = k
+        return self.chars
 
 
 # --- OpenAI-compatible routes -------------------------------------------------------------

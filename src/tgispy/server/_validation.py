@@ -12,6 +12,9 @@ Two stages, like TGI:
 from __future__ import annotations
 
 import json
+import math
+import re
+import struct
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Final, Literal
@@ -29,10 +32,12 @@ __all__ = [
     "Validated",
     "check_best_of",
     "check_stream_params",
+    "decode_body",
     "parse_chat",
     "parse_completion",
     "parse_generate",
     "resolve_lengths",
+    "strict_json_loads",
     "validate",
 ]
 
@@ -158,6 +163,108 @@ class CompletionRequest:
 # --- deserialisation (serde-like messages) -------------------------------------------------
 
 
+#: serde_json's nesting limit: 128 levels of ``[``/``{`` is one too many.
+MAX_JSON_DEPTH: Final = 127
+# A ``\\uD800``-``\\uDFFF`` escape: the only way a lone surrogate gets into decoded JSON.
+_SURROGATE_ESCAPE: Final = re.compile(r"\\u[dD][89a-fA-F]")
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"number out of range: {text[:40]}")
+    return value
+
+
+def _too_deep(value: Any) -> bool:
+    """Whether ``value`` nests containers deeper than :data:`MAX_JSON_DEPTH` (iterative walk)."""
+    stack: list[tuple[Any, int]] = [(value, 1)] if isinstance(value, dict | list) else []
+    while stack:
+        item, depth = stack.pop()
+        if depth > MAX_JSON_DEPTH:
+            return True
+        children = item.values() if isinstance(item, dict) else item
+        stack.extend((c, depth + 1) for c in children if isinstance(c, dict | list))
+    return False
+
+
+def _has_lone_surrogate(value: Any) -> bool:
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                return True
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False
+
+
+def strict_json_loads(text: str) -> Any:
+    """:func:`json.loads` held to what serde_json accepts.
+
+    Python's decoder is laxer than serde_json; each laxity lets through JSON that TGI rejects and
+    that could break something later (a 500, or a NaN reaching the engine): ``NaN`` and
+    ``Infinity`` literals, numbers that overflow to infinity, lone UTF-16 surrogates
+    (``"\\ud800"``, which no UTF-8 encoder accepts) and nesting deep enough to exhaust the
+    recursion limit (serde_json stops at 128 levels).
+
+    Raises:
+        ValueError: the text is not JSON, or is JSON that serde_json would refuse.
+
+    Example:
+        >>> strict_json_loads('{"a": [1, 2.5]}')
+        {'a': [1, 2.5]}
+        >>> strict_json_loads('{"a": NaN}')
+        Traceback (most recent call last):
+        ...
+        ValueError: NaN is not valid JSON
+    """
+    try:
+        value = json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float)
+    except RecursionError:
+        raise ValueError("recursion limit exceeded") from None
+    # Both checks walk the value only when a cheap scan of the text says they might fail.
+    if text.count("[") + text.count("{") > MAX_JSON_DEPTH and _too_deep(value):
+        raise ValueError("recursion limit exceeded")
+    if _SURROGATE_ESCAPE.search(text) is not None and _has_lone_surrogate(value):
+        raise ValueError("lone surrogate in hex escape")
+    return value
+
+
+def decode_body(raw: bytes) -> Any:
+    """Decode a request body as axum's ``Json`` extractor would: strict UTF-8, strict JSON.
+
+    Besides :func:`strict_json_loads`' rules, the body must be UTF-8 (Python would also guess
+    UTF-16 and UTF-32, and skip a BOM).
+
+    Raises:
+        Problem: axum's plain-text 400 ``Failed to parse the request body as JSON: ...``.
+
+    Example:
+        >>> decode_body(b'{"inputs": "Hi"}')
+        {'inputs': 'Hi'}
+        >>> try:
+        ...     decode_body(b'{"inputs": "Hi", "parameters": {"temperature": NaN}}')
+        ... except problems.Problem as problem:
+        ...     print(problem.status, problem.message)
+        400 Failed to parse the request body as JSON: NaN is not valid JSON
+    """
+    try:
+        return strict_json_loads(raw.decode("utf-8"))
+    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError and the strict rules
+        raise problems.bad_json(str(exc)) from exc
+
+
 def _unexpected(value: object) -> str:
     """serde's ``Unexpected`` rendering of a JSON value."""
     if value is None:
@@ -179,6 +286,15 @@ def _fail(path: str, message: str) -> problems.Problem:
     return problems.deserialize(f"{path}: {message}" if path else message)
 
 
+def _as_f32(value: float) -> float:
+    """Rust's ``value as f32``: single precision, so ``5e-324`` is ``0.0`` (and then refused
+    like TGI refuses it, instead of reaching the engine as a positive number)."""
+    try:
+        return float(struct.unpack("f", struct.pack("f", value))[0])
+    except OverflowError:
+        return math.copysign(math.inf, value)
+
+
 def _convert(path: str, value: Any, kind: Kind, optional: bool) -> Any:
     """Check one field like serde would and return it (``None`` stays ``None`` if optional)."""
     if kind == "any":
@@ -198,7 +314,7 @@ def _convert(path: str, value: Any, kind: Kind, optional: bool) -> Any:
             raise _fail(path, f"invalid value: integer `{value}`, expected {kind}")
     elif kind == "f32":
         if isinstance(value, int | float) and not isinstance(value, bool):
-            return float(value)
+            return _as_f32(float(value))
     elif kind == "string":
         if isinstance(value, str):
             return value

@@ -31,7 +31,13 @@ from tgispy.errors import (
     ValidationError,
 )
 
-__all__ = ["error_from_payload", "error_from_response", "header_value", "parse_retry_after"]
+__all__ = [
+    "error_from_payload",
+    "error_from_response",
+    "header_value",
+    "parse_retry_after",
+    "render_json",
+]
 
 #: Longest message we keep from a body; a proxy's HTML error page is not a message.
 MAX_MESSAGE_CHARS = 500
@@ -146,7 +152,8 @@ def parse_retry_after(value: str | None, *, now: float | None = None) -> float |
 
     try:
         when = parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
+    # OverflowError: fields too large for a C int ("21 Oct 1 0:2999...9"), found by fuzz/
+    except (TypeError, ValueError, IndexError, OverflowError):
         return None
     if when.tzinfo is None:  # RFC 9110 dates are GMT; a naive one is read the same way
         return None
@@ -171,6 +178,15 @@ def _error_class(status: int | None, error_type: str | None, message: str) -> ty
     if cls is ValidationError and any(m in message for m in _CONTEXT_WINDOW_MARKERS):
         return ContextWindowExceededError
     return cls
+
+
+def render_json(value: Any) -> str:
+    """``value`` as JSON text for an error message; never raises (a value nested too deep for
+    :func:`json.dumps` is named by its type)."""
+    try:
+        return json.dumps(value, default=str)
+    except (RecursionError, ValueError):
+        return f"<{type(value).__name__} nested too deep to show>"
 
 
 def _clip(message: str) -> str:
@@ -241,7 +257,7 @@ def error_from_payload(
     message, error_type, payload_status = _unpack(payload)
     if message is None:
         return MalformedResponseError(
-            f"error event without a message: {_clip(json.dumps(payload, default=str))}",
+            f"error event without a message: {_clip(render_json(payload))}",
             status=status,
             replica=replica,
         )
@@ -283,7 +299,7 @@ def error_from_response(
     if stripped.startswith("{"):
         try:
             decoded = json.loads(stripped)
-        except ValueError:
+        except (ValueError, RecursionError):  # a body nested too deep is no TGI error either
             decoded = None
         if isinstance(decoded, Mapping):
             message, error_type, _ = _unpack(decoded)

@@ -108,7 +108,10 @@ class ServerInfo:
         if match is None:
             return None
         major, minor, patch = match.groups()
-        return (int(major), int(minor or 0), int(patch or 0))
+        try:
+            return (int(major), int(minor or 0), int(patch or 0))
+        except ValueError:  # more digits than int() converts (4300): not a version
+            return None
 
     def supports(self, feature: str) -> bool:
         """Whether this server's version knows ``feature`` (a key of :data:`PARAMETER_SINCE`).

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from tgispy.errors import MalformedResponseError
-from tgispy.tgi._errors import error_from_payload, header_value
+from tgispy.tgi._errors import error_from_payload, header_value, render_json
 
 __all__ = [
     "ChatChunk",
@@ -174,12 +174,13 @@ def _decode(body: Any, what: str) -> Any:
         return body
     try:
         return json.loads(bytes(body) if isinstance(body, memoryview) else body)
-    except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+    # JSONDecodeError and UnicodeDecodeError are ValueErrors; deep nesting exhausts the stack.
+    except (ValueError, RecursionError) as exc:
         raise MalformedResponseError(f"{what} is not valid JSON: {_snippet(body)!r}") from exc
 
 
 def _malformed(what: str, data: Any, exc: BaseException | None = None) -> MalformedResponseError:
-    err = MalformedResponseError(f"{what}: {_snippet(json.dumps(data, default=str))}")
+    err = MalformedResponseError(f"{what}: {_snippet(render_json(data))}")
     err.__cause__ = exc
     return err
 

@@ -148,6 +148,7 @@ class Transport:
     def __init__(self, *, headers: Mapping[str, str] | None = None, verify: bool | str = True):
         self._headers = {"Content-Type": "application/json", **(headers or {})}
         self._verify = verify
+        self._secrets = _secret_values(self._headers)
         self._timeouts: dict[tuple[float | None, float | None, float | None], Any] = {}
 
     def _timeout(self, connect: float | None, read: float | None, total: float | None) -> Any:
@@ -179,7 +180,7 @@ class Transport:
             timeout=self._timeout(connect, read, total),
         ) as resp:
             data = await resp.read()
-            return HTTPResponse(resp.status, _lower(resp.headers), data)
+            return HTTPResponse(resp.status, _lower(resp.headers), self._scrub(resp.status, data))
 
     async def get(self, url: str, *, total: float | None = 5.0) -> HTTPResponse:
         session = _SESSIONS.get(self._verify)
@@ -187,7 +188,7 @@ class Transport:
             url, headers=self._headers, timeout=self._timeout(total, total, total)
         ) as resp:
             data = await resp.read()
-            return HTTPResponse(resp.status, _lower(resp.headers), data)
+            return HTTPResponse(resp.status, _lower(resp.headers), self._scrub(resp.status, data))
 
     async def stream(
         self,
@@ -210,15 +211,59 @@ class Transport:
             timeout=self._timeout(connect, read, total),
         ) as resp:
             if resp.status >= 300:
-                yield HTTPResponse(resp.status, _lower(resp.headers), await resp.read())
+                data = self._scrub(resp.status, await resp.read())
+                yield HTTPResponse(resp.status, _lower(resp.headers), data)
                 return
             yield HTTPResponse(resp.status, _lower(resp.headers), b"")
             async for chunk in resp.content.iter_any():
                 yield chunk
 
+    def _scrub(self, status: int, body: bytes) -> bytes:
+        """An error body with our own credentials cut out.
+
+        Error bodies become error messages (and so logs); a proxy that echoes the request's
+        ``Authorization`` header in its 401 page must not put the token there.
+        """
+        if status < 300 or not self._secrets:
+            return body
+        for secret in self._secrets:
+            body = body.replace(secret, b"[redacted]")
+        return body
+
     def __repr__(self) -> str:
         # Header values may hold secrets: show names only.
         return f"Transport(headers={sorted(self._headers)}, verify={self._verify!r})"
+
+
+#: request headers whose values are credentials
+_SECRET_HEADERS = frozenset(
+    {"authorization", "proxy-authorization", "cookie", "x-api-key", "api-key"}
+)
+
+
+def _secret_values(headers: Mapping[str, str]) -> tuple[bytes, ...]:
+    """The credential strings in ``headers``: each value, and the token after its scheme
+    (``Bearer <token>``), and for ``Basic`` the decoded ``user:password`` and password."""
+    import base64
+    import binascii
+
+    found: set[str] = set()
+    for name, value in headers.items():
+        if name.lower() not in _SECRET_HEADERS:
+            continue
+        found.add(value)
+        scheme, _, token = value.partition(" ")
+        if token:
+            found.add(token.strip())
+        if scheme.lower() == "basic" and token:
+            try:
+                pair = base64.b64decode(token.strip(), validate=True).decode()
+            except (binascii.Error, UnicodeDecodeError):
+                continue
+            found.add(pair)
+            found.add(pair.partition(":")[2])
+    # longest first, so a value is cut whole before its parts; short strings are not secrets
+    return tuple(v.encode() for v in sorted(found, key=len, reverse=True) if len(v) >= 8)
 
 
 def _lower(headers: Mapping[str, str]) -> dict[str, str]:
