@@ -511,3 +511,31 @@ def test_ejection_and_return_are_logged(caplog: pytest.LogCaptureFixture) -> Non
         ("WARNING", f"replica {A} ejected for 1s (ejection 1): ConnectError: connection refused"),
         ("INFO", f"replica {A} passed its health probe; back in rotation"),
     ]
+
+
+def test_streaks_never_eject_the_last_mostly_healthy_replica() -> None:
+    # Scattered faults on every replica: streaks alone must not empty the rotation.
+    from tgispy.errors import UnavailableError
+
+    clock = [0.0]
+    rs = ReplicaSet(
+        ["http://a", "http://b"],
+        RoutingPolicy(eject_consecutive_failures=3, eject_failure_rate=0.5),
+        clock=lambda: clock[0],
+    )
+    for url in ("http://a", "http://b"):
+        for _ in range(17):
+            rs.on_start(url)
+            rs.on_success(url, 0.01)
+    for url in ("http://a", "http://b"):
+        for _ in range(3):
+            rs.on_start(url)
+            rs.on_failure(url, UnavailableError("503", status=503, replica=url))
+    stats = rs.stats()
+    assert stats["http://a"]["ejected"] is True  # b was still in rotation: a's streak ejects it
+    assert stats["http://b"]["ejected"] is False  # the last one in rotation stays: 85% good
+    # ... but a replica that mostly fails is ejected even when it is the last one
+    for _ in range(10):
+        rs.on_start("http://b")
+        rs.on_failure("http://b", UnavailableError("503", status=503, replica="http://b"))
+    assert rs.stats()["http://b"]["ejected"] is True

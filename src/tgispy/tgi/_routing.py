@@ -466,14 +466,22 @@ class ReplicaSet:
 
     def _should_eject(self, r: ReplicaState) -> bool:
         p = self.policy
-        if p.eject_consecutive_failures is not None and (
-            r.consecutive_failures >= p.eject_consecutive_failures
-        ):
+        enough = len(r.results) >= p.eject_min_samples
+        failing = sum(1 for ok in r.results if not ok) / len(r.results) if r.results else 0.0
+        if p.eject_failure_rate is not None and enough and failing >= p.eject_failure_rate:
             return True
-        if p.eject_failure_rate is None or len(r.results) < p.eject_min_samples:
+        if p.eject_consecutive_failures is None or (
+            r.consecutive_failures < p.eject_consecutive_failures
+        ):
             return False
-        failed = sum(1 for ok in r.results if not ok)
-        return failed / len(r.results) >= p.eject_failure_rate
+        # A streak alone never takes the last replica in rotation out while its recent results
+        # are mostly good: with scattered faults on every replica, streaks would eject them all
+        # and turn partial faults into a total outage (Envoy's max_ejection_percent guards the
+        # same). A replica that mostly fails, or has too few results to judge, is still ejected,
+        # so a dead fleet fails fast.
+        if any(o is not r and not o.needs_probe for o in self._replicas.values()):
+            return True
+        return not enough or failing >= (p.eject_failure_rate or 0.5)
 
     def _eject(self, r: ReplicaState, now: float) -> None:
         p = self.policy
