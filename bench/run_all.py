@@ -61,10 +61,13 @@ class Report:
         for scenario, rows in by_scenario.items():
             ours = next((r for r in rows if r.subject.startswith("tgispy")), None)
             ours_med = summarize(ours.samples)[0] if ours else None
+            scaling = scenario.startswith("fleet: calls/s")
             for row in rows:
                 med, spread = summarize(row.samples)
                 ratio = "-"
-                if ours_med and row is not ours and med:
+                if scaling and ours_med and row is not ours:
+                    ratio = f"{med / ours_med:.2f}x of K=1"
+                elif ours_med and row is not ours and med:
                     r = ours_med / med if row.higher_is_better else med / ours_med
                     ratio = f"tgispy {r:.1f}x"
                 lines.append(
@@ -146,25 +149,56 @@ def cache_hit(report: Report, rounds: int, port: int) -> None:
         report.add("cache hit latency (memory tier)", "tgispy", "us", out["hit_us"], higher=False)
 
 
-def external(report: Report, name: str, script: str, args: list[str], timeout: float) -> None:
-    """Run another bench script that writes a JSON list of rows to --json-out."""
-    out_file = RESULTS / f".{name}.json"
-    cmd = [sys.executable, str(ROOT / "bench" / script), *args, "--json-out", str(out_file)]
-    print(f"running {' '.join(cmd[1:])}", flush=True)
-    try:
-        subprocess.run(cmd, check=True, timeout=timeout, env={**os.environ})
-    except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as exc:
-        report.notes.append(f"- {name}: failed ({exc}); see its output above")
-        return
+def evaluate_scenario(report: Report, rounds: int, examples: int, dspy24: str | None) -> None:
+    """Evaluate(num_threads=32) of ChainOfThought over a devset (bench/evaluate.py's setup)."""
+    from evaluate import CHAT_BODY, GENERATE_BODY, dspy3_available
+
+    cases = [("tgispy", sys.executable, "tgispy")]
+    if dspy24:
+        cases.append(("dspy 2.4.17", dspy24, "dspy24"))
+    if dspy3_available():
+        cases.append(("dspy 3.4 (LiteLLM, Messages API)", sys.executable, "dspy34"))
+    scenario = f"Evaluate(num_threads=32), {examples} examples"
+    with canned_nginx(GENERATE_BODY) as port, canned_nginx(CHAT_BODY) as chat_port:
+        for _ in range(rounds):
+            for subject, python, tool in cases:
+                p = chat_port if tool == "dspy34" else port
+                out = run_json(python, "_measure_evaluate.py", tool, str(p), str(examples), "32")
+                report.add(scenario, subject, "examples/s", out["examples_per_s"])
+
+
+def fleet_scenario(report: Report, quick: bool) -> None:
+    """Fleet scaling (K = 1, 2, 4 sim replicas) and tail latency with one slow replica."""
+    out_file = RESULTS / ".fleet.json"
+    args = ["--rounds", "1", "--no-write", "--json", str(out_file)]
+    if quick:
+        args += ["--calls-per-replica", "120", "--latency-calls", "240"]
+    subprocess.run([sys.executable, str(ROOT / "bench" / "fleet.py"), *args], check=True)
+    raw = json.loads(out_file.read_text())
+    out_file.unlink(missing_ok=True)
+    for k, samples in sorted(raw["throughput"].items(), key=lambda kv: int(kv[0])):
+        for value in samples:
+            report.add("fleet: calls/s with K sim replicas", f"tgispy, K={k}", "calls/s", value)
+    for strategy, rows in raw["latency"].items():
+        for row in rows:
+            report.add(
+                "fleet: p99 latency, 1 of 4 replicas 10x slower",
+                strategy,
+                "ms",
+                row["p99"] * 1000,
+                higher=False,
+            )
+
+
+def server_scenario(report: Report, quick: bool) -> None:
+    """Embedded server (real SmolLM2): engine tok/s vs HTTP at 1/4/8 streams; sim request rate."""
+    out_file = RESULTS / ".server.json"
+    args = ["--json-out", str(out_file)]
+    args += ["--rounds", "1", "--single-requests", "2", "--sim-requests", "1000"] if quick else []
+    subprocess.run([sys.executable, str(ROOT / "bench" / "server.py"), *args], check=True)
     for row in json.loads(out_file.read_text()):
         for value in row["samples"]:
-            report.add(
-                row["scenario"],
-                row["subject"],
-                row["unit"],
-                float(value),
-                higher=row.get("higher_is_better", True),
-            )
+            report.add(row["scenario"], row["subject"], row["unit"], float(value))
     out_file.unlink(missing_ok=True)
 
 
@@ -237,16 +271,18 @@ def main(argv: list[str] | None = None) -> int:
             with canned_nginx(body) as port:
                 print("== program overhead (canned nginx)", flush=True)
                 program_overhead(report, rounds, seconds, port, dspy24)
-    quick = ["--quick"] if args.quick else []
-    for name, script, timeout in (
-        ("evaluate", "evaluate.py", 900),
-        ("fleet", "fleet.py", 900),
-        ("server", "server.py", 900),
-        ("dspy3", "dspy3.py", 900),
-    ):
-        if wanted(name) and (ROOT / "bench" / script).exists():
-            print(f"== {name}", flush=True)
-            external(report, name, script, quick, timeout)
+    if wanted("evaluate"):
+        print("== Evaluate (canned nginx)", flush=True)
+        evaluate_scenario(report, rounds, 500 if args.quick else 2000, dspy24)
+    if wanted("fleet"):
+        print("== fleet (sim replicas)", flush=True)
+        fleet_scenario(report, args.quick)
+    if wanted("server"):
+        print("== embedded server (real model)", flush=True)
+        server_scenario(report, args.quick)
+    report.notes.append(
+        "- DSPy 3.4 with tgispy as its engine vs its own engines: `bench/dspy3.py` (not run here)."
+    )
     peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     report.notes.append(f"- peak RSS of any benchmark process: {peak:,.0f} MiB")
     elapsed = time.monotonic() - started

@@ -23,6 +23,7 @@ import tempfile
 import threading
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import aiohttp
 
@@ -214,7 +215,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sim-requests", type=int, default=3000)
     parser.add_argument("--sim-concurrency", type=int, default=32)
     parser.add_argument("--skip-model", action="store_true", help="only the sim benchmark")
+    parser.add_argument("--json-out", type=Path, help="also write report rows here (run_all.py)")
     args = parser.parse_args(argv)
+    json_rows: list[dict[str, object]] = []
 
     rows: list[tuple[str, str, str, str, str, str]] = []
     if not args.skip_model:
@@ -227,6 +230,22 @@ def main(argv: list[str] | None = None) -> int:
                 return statistics.median(rates)
 
             e, h, s = value("engine"), value("http"), value("sse")
+            scenario = f"embedded server tok/s, {level} stream{'s' if level > 1 else ''}"
+            for subject, key in (
+                ("llama.cpp engine (no HTTP)", "engine"),
+                ("tgispy serve /generate", "http"),
+                ("tgispy serve /generate_stream", "sse"),
+            ):
+                json_rows.append(
+                    {
+                        "scenario": scenario,
+                        "subject": subject,
+                        "unit": "tok/s",
+                        "samples": [
+                            r.single if level == 1 else r.aggregate for r in runs[(key, level)]
+                        ],
+                    }
+                )
             rows.append(
                 (
                     f"{level} ({'single' if level == 1 else 'aggregate'})",
@@ -255,6 +274,16 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\nSmolLM2-135M Q4_1, {args.threads} threads, max_new_tokens={args.max_new_tokens}")
         for row in [header, *rows]:
             print("  ".join(cell.rjust(w) for cell, w in zip(row, widths, strict=True)))
+    json_rows.append(
+        {
+            "scenario": f"sim backend, {args.sim_concurrency} in flight",
+            "subject": "tgispy serve --backend sim /generate",
+            "unit": "calls/s",
+            "samples": [sim_json],
+        }
+    )
+    if args.json_out is not None:
+        args.json_out.write_text(json.dumps(json_rows))
     print(
         f"\nsim backend, {args.sim_concurrency} in flight, 8 tokens per request: "
         f"/generate {sim_json:.0f} req/s, /generate_stream {sim_sse:.0f} req/s "
