@@ -1,6 +1,9 @@
 """Adapters: pure translation between a signature and an LM's text (prompt in, fields out).
 
-:class:`TemplateAdapter` is DSPy 2.4's text template (the default of ``Predict``). An adapter is
+:class:`TemplateAdapter` is DSPy 2.4's text template (the default of ``Predict`` for signatures
+whose outputs are all ``str``). :class:`JSONAdapter` asks for typed outputs as JSON constrained by
+TGI grammars (the default for signatures with typed outputs); :class:`ChatAdapter` does the same
+over TGI's chat API. An adapter is
 anything with the two methods of :class:`Adapter`; it never calls an LM itself, so the same
 adapter serves the sync and async paths and can be unit-tested on strings alone.
 """
@@ -10,6 +13,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol, runtime_checkable
 
+from tgispy.adapters._json import ChatAdapter, Invalid, JSONAdapter, TypedPlan
+from tgispy.adapters._schema import OutputSpec, SingleField, output_spec, schema_sketch
 from tgispy.adapters._template import (
     Template,
     TemplateField,
@@ -20,11 +25,19 @@ from tgispy.adapters._template import (
 
 __all__ = [
     "Adapter",
+    "ChatAdapter",
+    "Invalid",
+    "JSONAdapter",
+    "OutputSpec",
+    "SingleField",
     "Template",
     "TemplateAdapter",
     "TemplateField",
+    "TypedPlan",
     "format_answers",
+    "output_spec",
     "passages2text",
+    "schema_sketch",
     "template_for",
 ]
 

@@ -152,12 +152,28 @@ class HFClientTGI(LM):
     ) -> Generation:
         n = int(merged.pop("n", 1) or 1)
         messages = [{"role": "user", "content": prompt}]
+        generation = await self._achat_many(messages, merged, use_cache, n)
+        return Generation(
+            prompt=prompt,
+            completions=generation.completions,
+            usage=generation.usage,
+            replica=generation.replica,
+            cached=generation.cached,
+        )
+
+    async def _achat_many(
+        self,
+        messages: Sequence[Mapping[str, Any]],
+        merged: Mapping[str, Any],
+        use_cache: bool,
+        n: int,
+    ) -> Generation:
         results = await asyncio.gather(
             *(self._achat_one(messages, merged, use_cache, index=i) for i in range(n))
         )
         usage = _sum_usage([g.usage for g in results])
         return Generation(
-            prompt=prompt,
+            prompt="",
             completions=tuple(c for g in results for c in g.completions),
             usage=usage,
             replica=results[0].replica if results else None,
@@ -196,13 +212,17 @@ class HFClientTGI(LM):
         """Call TGI's Messages API (``/v1/chat/completions``).
 
         Returns ``{"messages": messages, "choices": [{"text": ..., "finish_reason": ...}],
-        "usage": {...}}`` and records the call in :attr:`history`.
+        "usage": {...}}`` and records the call in :attr:`history`. ``n`` choices are ``n``
+        requests (TGI's chat API returns one).
         """
         merged = {**self.kwargs, **kwargs}
-        merged.pop("n", None)
+        n = int(merged.pop("n", 1) or 1)
         use_cache = bool(merged.pop("cache", True)) and self._cache is not None
         started = time.perf_counter()
-        generation = await self._achat_one(list(messages), merged, use_cache)
+        if n == 1:
+            generation = await self._achat_one(list(messages), merged, use_cache)
+        else:
+            generation = await self._achat_many(list(messages), merged, use_cache, n)
         response = {
             "messages": list(messages),
             "choices": [
@@ -325,6 +345,15 @@ class HFClientTGI(LM):
     def stream(self, prompt: str, **kwargs: Any) -> Iterator[str]:
         """Sync face of :meth:`astream`: iterate text pieces as they arrive."""
         return iterate_sync(self.astream(prompt, **kwargs))
+
+    async def supports_grammar(self) -> bool:
+        """Whether the server takes ``grammar`` / ``response_format`` (TGI >= 1.4.1, per ``/info``).
+
+        ``True`` when ``/info`` is unavailable: the server then judges the request itself.
+        Typed signatures use this to choose between constrained decoding and text parsing.
+        """
+        info = await self._client.server_info()
+        return info is None or info.supports_grammar
 
     # ---- fleet ------------------------------------------------------------------------------
     def stats(self) -> dict[str, dict[str, Any]]:

@@ -9,20 +9,25 @@ from collections.abc import Mapping
 from typing import Any
 
 from tgispy._sync import run_sync
-from tgispy.adapters import TemplateAdapter
+from tgispy.adapters import ChatAdapter, JSONAdapter, TemplateAdapter
 from tgispy.errors import ConfigError
 from tgispy.predict._generate import agenerate, sampling_config
+from tgispy.predict._typed import agenerate_typed
 from tgispy.primitives._example import Example
 from tgispy.primitives._module import Module, Parameter
 from tgispy.primitives._prediction import Prediction
 from tgispy.settings import current as current_settings
 from tgispy.signatures._signature import ensure_signature
+from tgispy.signatures._types import has_typed_outputs
 
 __all__ = ["Predict"]
 
 logger = logging.getLogger(__name__)
 
 _DEFAULT_ADAPTER = TemplateAdapter()
+_TYPED_ADAPTER = JSONAdapter()
+_CHAT_ADAPTER = ChatAdapter()
+_ADAPTER_NAMES = ("text", "json", "chat")
 _SIGNATURE_STATE_KEYS = frozenset(
     {
         "signature_instructions",
@@ -40,6 +45,11 @@ class Predict(Module, Parameter):
 
     Args:
         signature: ``"question -> answer"`` or a ``Signature`` subclass.
+        adapter: how the signature is sent and parsed. ``None`` (default): the configured
+            adapter, else DSPy 2.4's template for ``str`` outputs and
+            :class:`~tgispy.adapters.JSONAdapter` for typed outputs (``answer: int``). ``"json"``:
+            JSON output for any signature; ``"chat"``: JSON over the chat API; ``"text"``:
+            DSPy 2.4's template even for typed outputs (values stay strings); or an adapter.
         **config: generation parameters for every call (``n=``, ``temperature=``, ...).
 
     Call arguments are the input fields, plus the optional ``demos=``, ``config=``, ``lm=``,
@@ -55,12 +65,13 @@ class Predict(Module, Parameter):
 
     extended_signature: Any  # set on the predictor of a ChainOfThought
 
-    def __init__(self, signature: Any, **config: Any) -> None:
+    def __init__(self, signature: Any, *, adapter: Any = None, **config: Any) -> None:
         super().__init__()
         if signature is None:
             raise ConfigError("Predict needs a signature, e.g. Predict('question -> answer')")
         self.stage = random.randbytes(8).hex()
         self.signature: Any = ensure_signature(signature)
+        self.adapter: Any = _check_adapter(adapter)
         self.config: dict[str, Any] = config
         self.reset()
 
@@ -104,8 +115,9 @@ class Predict(Module, Parameter):
                 missing,
             )
 
-        adapter = current.adapter or _DEFAULT_ADAPTER
-        completions = await agenerate(
+        adapter = _choose_adapter(self.adapter or current.adapter, signature)
+        generate = agenerate_typed if isinstance(adapter, JSONAdapter) else agenerate
+        completions = await generate(
             lm,
             adapter,
             signature,
@@ -206,6 +218,31 @@ class Predict(Module, Parameter):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.signature})"
+
+
+def _check_adapter(adapter: Any) -> Any:
+    if adapter is None or adapter in _ADAPTER_NAMES:
+        return adapter
+    if callable(getattr(adapter, "format", None)) and callable(getattr(adapter, "parse", None)):
+        return adapter
+    raise ConfigError(
+        f"adapter must be one of {_ADAPTER_NAMES}, an adapter object (see tgispy.adapters) or "
+        f"None, got {adapter!r}"
+    )
+
+
+def _choose_adapter(adapter: Any, signature: Any) -> Any:
+    """The adapter for one call: named ones resolved, typed outputs defaulting to JSON."""
+    if adapter is None:
+        # The DSPy 2.4 template stays the default for str outputs: identical prompts.
+        return _TYPED_ADAPTER if has_typed_outputs(signature) else _DEFAULT_ADAPTER
+    if adapter == "text":
+        return _DEFAULT_ADAPTER
+    if adapter == "json":
+        return _TYPED_ADAPTER
+    if adapter == "chat":
+        return _CHAT_ADAPTER
+    return adapter
 
 
 def _demo_store(demo: Any) -> Mapping[str, Any]:

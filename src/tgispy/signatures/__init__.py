@@ -8,6 +8,7 @@ from tgispy.signatures._signature import (
     infer_prefix,
     make_signature,
 )
+from tgispy.signatures._types import has_typed_outputs, is_typed
 
 __all__ = [
     "DSPY_FIELD_ARG_NAMES",
@@ -17,6 +18,8 @@ __all__ = [
     "Signature",
     "SignatureMeta",
     "ensure_signature",
+    "has_typed_outputs",
     "infer_prefix",
+    "is_typed",
     "make_signature",
 ]

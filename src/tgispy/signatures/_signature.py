@@ -11,12 +11,14 @@ from __future__ import annotations
 import ast
 import inspect
 import re
+import sys
 import typing
 from collections.abc import Mapping
 from typing import Any, ClassVar, get_origin
 
 from tgispy.errors import ConfigError
 from tgispy.signatures._field import FieldInfo, InputField, OutputField
+from tgispy.signatures._types import resolve_annotation
 
 __all__ = [
     "Signature",
@@ -60,6 +62,12 @@ class SignatureMeta(type):
                 order.append(key)
                 annotations[key] = str
 
+        # `from __future__ import annotations` turns annotations into strings; evaluate them as
+        # pydantic did for DSPy 2.4: in the defining module, plus the locals of the frame running
+        # the class statement (types defined inside a function).
+        module = namespace.get("__module__")
+        has_strings = any(isinstance(annotations[key], str) for key in order)
+        localns = _class_statement_locals() if has_strings else {}
         fields: dict[str, FieldInfo] = {}
         for base in reversed(bases):
             if isinstance(base, SignatureMeta):
@@ -72,7 +80,7 @@ class SignatureMeta(type):
                     f"e.g. `{key}: str = dspy.OutputField()`"
                 )
             field = value.copy()
-            field.annotation = annotations[key]
+            field.annotation = resolve_annotation(annotations[key], module, localns)
             extra = field.json_schema_extra
             if "prefix" not in extra:
                 extra["prefix"] = infer_prefix(key) + ":"
@@ -196,6 +204,16 @@ class SignatureMeta(type):
             f"{cls.__name__}({cls.signature}\n    instructions={cls.instructions!r}\n"
             f"    {field_repr}\n)"
         )
+
+
+def _class_statement_locals() -> dict[str, Any]:
+    # Frames: this function, SignatureMeta.__new__, then the class statement (type.__call__ and
+    # __build_class__ are C and have no frame). Only needed when an annotation is a string.
+    try:
+        frame = sys._getframe(2)
+    except ValueError:  # pragma: no cover - shallower stack than a class statement
+        return {}
+    return dict(frame.f_locals)
 
 
 def _is_classvar(annotation: Any) -> bool:
@@ -357,6 +375,8 @@ def _parse_type_node(node: ast.AST, signature: str) -> Any:
         return None
     if isinstance(node, ast.Subscript):
         base = _parse_type_node(node.value, signature)
+        if base is typing.Literal:
+            return _literal(node, signature)
         arg = _parse_type_node(node.slice, signature)
         try:
             return base[arg]
@@ -366,7 +386,28 @@ def _parse_type_node(node: ast.AST, signature: str) -> Any:
             ) from exc
     if isinstance(node, ast.Tuple):
         return tuple(_parse_type_node(elt, signature) for elt in node.elts)
+    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.BitOr):
+        # `int | None` -> typing.Optional[int]; typing.Union also accepts None for NoneType.
+        left = _parse_type_node(node.left, signature)
+        right = _parse_type_node(node.right, signature)
+        return typing.Union[left, right]
     raise ConfigError(f"Unsupported type {ast.unparse(node)!r} in signature {signature!r}")
+
+
+def _literal(node: ast.Subscript, signature: str) -> Any:
+    """``Literal['a', 'b']`` in a string signature: its values must be constants."""
+    elts = node.slice.elts if isinstance(node.slice, ast.Tuple) else [node.slice]
+    values: list[Any] = []
+    for elt in elts:
+        if not isinstance(elt, ast.Constant) or not isinstance(
+            elt.value, (str, int, bool, type(None))
+        ):
+            raise ConfigError(
+                f"Literal values must be strings, integers, booleans or None; got "
+                f"{ast.unparse(elt)!r} in signature {signature!r}"
+            )
+        values.append(elt.value)
+    return typing.Literal[tuple(values)]
 
 
 def infer_prefix(attribute_name: str) -> str:
