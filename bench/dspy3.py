@@ -9,10 +9,14 @@ output field (so each call is one request). Only the engine under ``dspy.LM`` di
 * ``litellm``  the same with ``engine="litellm"``: DSPy's LiteLLM compatibility path
 
 each with 32 threads (sync calls, what ``Evaluate(num_threads=32)`` does) and with 32 concurrent
-``acall`` on one event loop. DSPy's cache is off; every measurement runs in a fresh interpreter,
-interleaved over rounds; the table shows medians.
+``acall`` on one event loop (``--modes`` adds ``seq``, one call at a time). DSPy's cache is off;
+every measurement runs in a fresh interpreter of DSPy 3.4.1's own venv (.bench/venvs/dspy34, made
+on first use, with this checkout's tgispy installed beside it), interleaved over rounds; the table
+shows medians. ``--json-out`` writes report rows for run_all.py, which also runs ``--measure``
+directly for DSPy 3.4's row in its ChainOfThought scenarios.
 
-usage: python bench/dspy3.py [--seconds 3] [--rounds 3]
+usage: python bench/dspy3.py [--seconds 3] [--rounds 3] [--modes threads async] [--quick]
+       [--json-out FILE]
 """
 
 from __future__ import annotations
@@ -20,12 +24,20 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
-from _common import canned_nginx, run_json, summarize
+from _common import (
+    bench_row,
+    canned_nginx,
+    dspy34_python,
+    progress,
+    run_json,
+    summarize,
+    write_rows,
+)
 
 ANSWER = "Paris"
 CONTENT = (
@@ -51,7 +63,17 @@ CHAT_BODY = json.dumps(
     }
 )
 ENGINES = ("tgispy", "auto", "litellm")
-MODES = ("threads", "async")
+ENGINE_NAMES = {
+    "tgispy": "tgispy engine (tgi_lm)",
+    "auto": "DSPy default engine",
+    "litellm": "DSPy LiteLLM engine",
+}
+MODES = ("seq", "threads", "async")
+MODE_NAMES = {
+    "seq": "sequential",
+    "threads": "32 in flight, threads",
+    "async": "32 in flight, async",
+}
 
 
 def build_lm(engine: str, port: int) -> Any:
@@ -86,51 +108,67 @@ def measure(engine: str, mode: str, port: int, seconds: float) -> None:
 
         calls = asyncio.run(amain())
     else:
-        calls = drive_threads(lambda i: qa(question=f"Q{i}?"), "conc", seconds)
+        drive = "seq" if mode == "seq" else "conc"
+        calls = drive_threads(lambda i: qa(question=f"Q{i}?"), drive, seconds)
     elapsed = time.perf_counter() - start
     print(json.dumps({"calls_per_s": calls / elapsed, "calls": calls}))
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--seconds", type=float, default=3.0)
-    parser.add_argument("--rounds", type=int, default=3)
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=None, help="default 3; 1 with --quick")
+    parser.add_argument("--rounds", type=int, default=None, help="default 3; 1 with --quick")
+    parser.add_argument("--modes", nargs="+", choices=MODES, default=["threads", "async"])
+    parser.add_argument("--quick", action="store_true", help="one short round (run_all.py)")
+    parser.add_argument("--json-out", type=Path, help="write report rows here (run_all.py)")
     parser.add_argument("--measure", nargs=4, metavar=("ENGINE", "MODE", "PORT", "SECONDS"))
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if args.measure:
         engine, mode, port, seconds = args.measure
         measure(engine, mode, int(port), float(seconds))
-        return
-    # LiteLLM fetches its model price map over the network at import unless told not to.
-    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
-    import dspy
-
-    print(f"DSPy {dspy.__version__}, python {sys.version.split()[0]}, {os.cpu_count()} CPUs")
-    scenarios = [(e, m) for m in MODES for e in ENGINES]
+        return 0
+    seconds = args.seconds if args.seconds is not None else (1.0 if args.quick else 3.0)
+    rounds = args.rounds if args.rounds is not None else (1 if args.quick else 3)
+    python = dspy34_python()
+    scenarios = [(e, m) for m in args.modes for e in ENGINES]
     results: dict[tuple[str, str], list[float]] = {s: [] for s in scenarios}
     with canned_nginx(CHAT_BODY) as port:
-        for r in range(args.rounds):
+        for r in range(rounds):
             for engine, mode in scenarios:
                 out = run_json(
-                    sys.executable,
+                    python,
                     "dspy3.py",
                     "--measure",
                     engine,
                     mode,
                     str(port),
-                    str(args.seconds),
-                    timeout=120 + 2 * args.seconds,
+                    str(seconds),
+                    timeout=120 + 2 * seconds,
                 )
                 results[(engine, mode)].append(out["calls_per_s"])
-                rate = out["calls_per_s"]
-                print(f"round {r + 1}: {engine:8s} {mode:8s} {rate:8.0f} calls/s", flush=True)
+                progress(
+                    f"dspy3 · round {r + 1}/{rounds} · {ENGINE_NAMES[engine]}, "
+                    f"{MODE_NAMES[mode]}: {out['calls_per_s']:,.0f} calls/s"
+                )
     med = {k: summarize(v) for k, v in results.items()}
-    print("\n| engine under dspy.LM | 32 in flight as | calls/s (median) | spread | tgispy vs it |")
+    print("\n| engine under dspy.LM | calls as | calls/s (median) | spread | tgispy vs it |")
     print("|---|---|---|---|---|")
     for (engine, mode), (rate, spread) in med.items():
         ratio = med[("tgispy", mode)][0] / rate
-        print(f"| {engine} | {mode} | {rate:,.0f} | {spread:.0%} | {ratio:.1f}x |")
+        print(f"| {engine} | {MODE_NAMES[mode]} | {rate:,.0f} | {spread:.0%} | {ratio:.1f}x |")
+    if args.json_out is not None:
+        rows = [
+            bench_row(
+                f"DSPy 3.4 ChainOfThought, {MODE_NAMES[mode]}: engine under dspy.LM",
+                ENGINE_NAMES[engine],
+                "calls/s",
+                samples,
+            )
+            for (engine, mode), samples in results.items()
+        ]
+        write_rows(args.json_out, rows)
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

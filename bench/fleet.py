@@ -14,9 +14,14 @@ bounded by its capacity rather than by Python overhead. The client is tgispy's `
 
 Prints a markdown table and writes it, with a PNG chart, to bench/results/fleet-<date>.md/.png
 (the chart needs matplotlib, imported only then; without it the PNG is skipped with a message).
+``--json PATH`` writes the raw samples; ``--json-out FILE`` writes report rows for run_all.py;
+``--quick`` runs 120 calls per replica for scaling unless given; the tail-latency part keeps its
+600 calls, because with fewer the p99 lands on the few calls a router sends to the slow replica
+before it has measured it, and stops telling the strategies apart.
 
 usage: python bench/fleet.py [--rounds 1] [--calls-per-replica 300] [--latency-calls 600]
        [--token-latency 0.005] [--capacity 4] [--concurrency 8] [--json PATH]
+       [--json-out FILE] [--quick] [--no-write]
 """
 
 from __future__ import annotations
@@ -37,6 +42,8 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from _common import bench_row, progress, write_rows
 
 from tgispy.lm._tgi import HFClientTGI
 from tgispy.server import ServerHandle, start_server
@@ -156,7 +163,10 @@ async def scaling(settings: Settings, urls: Sequence[str], results: Results) -> 
             rate = (calls - errors) / seconds
             results.errors += errors
             results.throughput.setdefault(k, []).append(rate)
-            print(f"  round {round_ + 1}: K={k}  {in_flight:3d} in flight  {rate:8.1f} calls/s")
+            progress(
+                f"fleet · round {round_ + 1}/{settings.rounds} · scaling K={k}, "
+                f"{in_flight} in flight: {rate:,.1f} calls/s"
+            )
 
 
 async def tail_latency(settings: Settings, urls: Sequence[str], results: Results) -> None:
@@ -175,10 +185,10 @@ async def tail_latency(settings: Settings, urls: Sequence[str], results: Results
             }
             results.errors += errors
             results.latency.setdefault(name, []).append(row)
-            print(
-                f"  round {round_ + 1}: {name:28s} p50 {row['p50'] * 1000:7.1f} ms  "
-                f"p99 {row['p99'] * 1000:7.1f} ms  {row['calls_per_s']:6.1f} calls/s  "
-                f"{slow_share:5.1%} to the slow replica"
+            progress(
+                f"fleet · round {round_ + 1}/{settings.rounds} · slow replica, {name}: "
+                f"p50 {row['p50'] * 1000:,.1f} ms, p99 {row['p99'] * 1000:,.1f} ms, "
+                f"{row['calls_per_s']:,.1f} calls/s, {slow_share:.1%} to the slow replica"
             )
 
 
@@ -283,12 +293,29 @@ def chart(results: Results, path: Path) -> bool:
     return True
 
 
+def report_rows(settings: Settings, results: Results) -> list[dict[str, object]]:
+    """run_all.py's rows: calls/s at K = 1, 2, 4 (with the scaling efficiency) and p99s."""
+    one = _median(results.throughput[1])
+    rows = []
+    scaling = "fleet: calls/s with K sim replicas (p2c)"
+    for k, samples in sorted(results.throughput.items()):
+        row = bench_row(scaling, f"tgispy, K={k}", "calls/s", samples)
+        if k > 1:
+            row["vs"] = f"{_median(samples) / (k * one):.2f} of K x (K=1) (target >= 0.90)"
+        rows.append(row)
+    scenario = f"fleet: p99 latency, 4 replicas, one {SLOWDOWN}x slower"
+    for name, _ in STRATEGIES:
+        p99s = [r["p99"] * 1000 for r in results.latency[name]]
+        rows.append(bench_row(scenario, name, "ms", p99s, higher_is_better=False))
+    return rows
+
+
 # ---- main --------------------------------------------------------------------------------------
 async def _run(settings: Settings, results: Results) -> None:
-    print("== scaling: K = 1, 2, 4 replicas", flush=True)
+    progress("fleet · starting 4 sim replicas (scaling: K = 1, 2, 4)")
     with replicas(settings, normal=4, slow=0) as handles:
         await scaling(settings, [h.url for h in handles], results)
-    print(f"== tail latency: 3 replicas + 1 {SLOWDOWN}x slower", flush=True)
+    progress(f"fleet · starting 3 sim replicas + 1 {SLOWDOWN}x slower (tail latency)")
     with replicas(settings, normal=3, slow=1) as handles:
         await tail_latency(settings, [h.url for h in handles], results)
     await close_sessions()
@@ -297,17 +324,22 @@ async def _run(settings: Settings, results: Results) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=1, help="interleaved rounds (median)")
-    parser.add_argument("--calls-per-replica", type=int, default=300)
-    parser.add_argument("--latency-calls", type=int, default=600, help="calls per strategy")
+    parser.add_argument("--calls-per-replica", type=int, help="default 300 (120 with --quick)")
+    parser.add_argument(
+        "--latency-calls", type=int, default=600, help="calls per strategy (also with --quick)"
+    )
     parser.add_argument("--token-latency", type=float, default=0.005, help="seconds per token")
     parser.add_argument("--capacity", type=int, default=4, help="concurrent generations")
     parser.add_argument("--concurrency", type=int, default=8, help="in flight (tail latency)")
     parser.add_argument("--json", type=Path, help="also write the raw samples here")
     parser.add_argument("--no-write", action="store_true", help="print only")
+    parser.add_argument("--json-out", type=Path, help="write report rows here (run_all.py)")
+    parser.add_argument("--quick", action="store_true", help="fewer scaling calls (run_all.py)")
     args = parser.parse_args(argv)
+    calls_per_replica = args.calls_per_replica or (120 if args.quick else 300)
     settings = Settings(
         rounds=args.rounds,
-        calls_per_replica=args.calls_per_replica,
+        calls_per_replica=calls_per_replica,
         latency_calls=args.latency_calls,
         token_latency=args.token_latency,
         capacity=args.capacity,
@@ -330,6 +362,8 @@ def main(argv: list[str] | None = None) -> int:
             "errors": results.errors,
         }
         args.json.write_text(json.dumps(raw, indent=2))
+    if args.json_out is not None:
+        write_rows(args.json_out, report_rows(settings, results))
     if not args.no_write:
         RESULTS.mkdir(parents=True, exist_ok=True)
         stem = RESULTS / f"fleet-{dt.date.today().isoformat()}"

@@ -10,6 +10,12 @@ Run: ``.venv/bin/python bench/server.py`` (about a minute on 2 cores).
 
 Throughput is generated tokens / wall-clock seconds. "single" is the mean per-request rate of
 one request at a time; "aggregate" counts all requests in flight together.
+
+``--json-out FILE`` writes report rows for run_all.py; ``--quick`` runs one round, 2 single
+requests and 1,000 sim requests unless those are given.
+
+usage: python bench/server.py [--rounds 3] [--single-requests 4] [--sim-requests 3000]
+       [--max-new-tokens 64] [--skip-model] [--quick] [--json-out FILE]
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
+from _common import bench_row, progress, write_rows
 
 from tgispy.server import ServerConfig, start_server
 from tgispy.server._llama import LlamaBackend, _import_xllamacpp
@@ -153,26 +160,52 @@ def bench_model(args: argparse.Namespace) -> dict[tuple[str, int], list[Run]]:
         "--ctx-size", str(args.ctx_size),
     ]  # fmt: skip
     runs: dict[tuple[str, int], list[Run]] = {}
-    for _ in range(args.rounds):
+    deadline = time.monotonic() + (args.max_seconds or float("inf"))
+
+    def out_of_time(what: str) -> bool:
+        if time.monotonic() < deadline:
+            return False
+        progress(f"server · --max-seconds {args.max_seconds:g} spent: skipping {what}")
+        return True
+
+    for round_ in range(args.rounds):
+        if round_ and out_of_time(f"rounds {round_ + 1}-{args.rounds}"):
+            break
+        where = f"server · round {round_ + 1}/{args.rounds}"
         with tempfile.TemporaryDirectory() as tmp:
+            progress(f"{where} · loading SmolLM2 into llama.cpp (engine, no HTTP)")
             engine = Engine(args, tmp)
             engine.one(PROMPTS[0], [])  # warm-up
             for level in LEVELS:
-                runs.setdefault(("engine", level), []).append(
-                    engine.run(level, args.single_requests)
-                )
+                if out_of_time(f"engine, {level} stream(s)"):
+                    continue
+                run = engine.run(level, args.single_requests)
+                runs.setdefault(("engine", level), []).append(run)
+                progress(f"{where} · engine, {level} stream(s): {_rate(run, level):,.1f} tok/s")
             engine.close()
+        progress(f"{where} · starting tgispy serve (real model)")
         with start_server(server_args) as server, asyncio.Runner() as runner:
             session = runner.run(_session())
             try:
                 runner.run(_http_one(session, server.url, PROMPTS[0], 8, False))  # warm-up
                 for level in LEVELS:
                     for mode, stream in (("http", False), ("sse", True)):
+                        if out_of_time(f"{mode}, {level} stream(s)"):
+                            continue
                         run = runner.run(bench_http(session, server.url, level, args, stream))
                         runs.setdefault((mode, level), []).append(run)
+                        path = "/generate_stream" if stream else "/generate"
+                        progress(
+                            f"{where} · {path}, {level} stream(s): {_rate(run, level):,.1f} tok/s"
+                        )
             finally:
                 runner.run(session.close())
     return runs
+
+
+def _rate(run: Run, level: int) -> float:
+    """The reported rate: per request for one stream, all requests together for several."""
+    return run.single if level == 1 else run.aggregate
 
 
 async def _session() -> aiohttp.ClientSession:
@@ -210,53 +243,51 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-new-tokens", type=int, default=64)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--ctx-size", type=int, default=512)
-    parser.add_argument("--single-requests", type=int, default=4)
-    parser.add_argument("--rounds", type=int, default=3, help="median of this many rounds")
-    parser.add_argument("--sim-requests", type=int, default=3000)
+    parser.add_argument("--single-requests", type=int, help="default 4 (2 with --quick)")
+    parser.add_argument("--rounds", type=int, help="median of this many, default 3 (1 --quick)")
+    parser.add_argument("--sim-requests", type=int, help="default 3000 (1000 with --quick)")
     parser.add_argument("--sim-concurrency", type=int, default=32)
     parser.add_argument("--skip-model", action="store_true", help="only the sim benchmark")
     parser.add_argument("--json-out", type=Path, help="also write report rows here (run_all.py)")
+    parser.add_argument("--quick", action="store_true", help="fewer requests (run_all.py)")
+    parser.add_argument(
+        "--max-seconds",
+        type=float,
+        help="start no new model measurement after this long (a busy machine can make llama.cpp "
+        "very slow); what was measured is still reported",
+    )
     args = parser.parse_args(argv)
+    quick = args.quick
+    args.single_requests = args.single_requests or (2 if quick else 4)
+    args.rounds = args.rounds or (1 if quick else 3)
+    args.sim_requests = args.sim_requests or (1000 if quick else 3000)
     json_rows: list[dict[str, object]] = []
 
     rows: list[tuple[str, str, str, str, str, str]] = []
     if not args.skip_model:
-        print("engine vs HTTP, round by round ...", file=sys.stderr)
         runs = bench_model(args)
         for level in LEVELS:
-
-            def value(mode: str, level: int = level) -> float:
-                rates = [r.single if level == 1 else r.aggregate for r in runs[(mode, level)]]
-                return statistics.median(rates)
-
-            e, h, s = value("engine"), value("http"), value("sse")
+            # Rates per mode; a mode is missing when --max-seconds cut the run short.
+            med = {
+                mode: statistics.median(_rate(r, level) for r in runs[(mode, level)])
+                for mode in ("engine", "http", "sse")
+                if (mode, level) in runs
+            }
             scenario = f"embedded server tok/s, {level} stream{'s' if level > 1 else ''}"
             for subject, key in (
                 ("llama.cpp engine (no HTTP)", "engine"),
                 ("tgispy serve /generate", "http"),
                 ("tgispy serve /generate_stream", "sse"),
             ):
-                json_rows.append(
-                    {
-                        "scenario": scenario,
-                        "subject": subject,
-                        "unit": "tok/s",
-                        "samples": [
-                            r.single if level == 1 else r.aggregate for r in runs[(key, level)]
-                        ],
-                    }
-                )
-            rows.append(
-                (
-                    f"{level} ({'single' if level == 1 else 'aggregate'})",
-                    f"{e:.1f}",
-                    f"{h:.1f}",
-                    f"{s:.1f}",
-                    f"{1 - h / e:+.1%}",
-                    f"{1 - s / e:+.1%}",
-                )
-            )
-    print("sim (no latency) ...", file=sys.stderr)
+                if (key, level) in runs:
+                    samples = [_rate(r, level) for r in runs[(key, level)]]
+                    json_rows.append(bench_row(scenario, subject, "tok/s", samples))
+            e = med.get("engine")
+            cells = [f"{med[m]:.1f}" if m in med else "-" for m in ("engine", "http", "sse")]
+            costs = [f"{1 - med[m] / e:+.1%}" if e and m in med else "-" for m in ("http", "sse")]
+            name = f"{level} ({'single' if level == 1 else 'aggregate'})"
+            rows.append((name, cells[0], cells[1], cells[2], costs[0], costs[1]))
+    progress(f"server · sim backend (no latency), {args.sim_requests} requests per route")
     with start_server(["--backend", "sim", "--max-concurrent-requests", "1024"]) as sim:
         sim_json = asyncio.run(bench_sim(sim.url, args.sim_requests, args.sim_concurrency, False))
         sim_sse = asyncio.run(bench_sim(sim.url, args.sim_requests, args.sim_concurrency, True))
@@ -274,16 +305,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\nSmolLM2-135M Q4_1, {args.threads} threads, max_new_tokens={args.max_new_tokens}")
         for row in [header, *rows]:
             print("  ".join(cell.rjust(w) for cell, w in zip(row, widths, strict=True)))
+    sim_scenario = f"sim backend, {args.sim_concurrency} in flight"
     json_rows.append(
-        {
-            "scenario": f"sim backend, {args.sim_concurrency} in flight",
-            "subject": "tgispy serve --backend sim /generate",
-            "unit": "calls/s",
-            "samples": [sim_json],
-        }
+        bench_row(sim_scenario, "tgispy serve --backend sim /generate", "calls/s", [sim_json])
+    )
+    json_rows.append(
+        bench_row(sim_scenario, "tgispy serve --backend sim /generate_stream", "calls/s", [sim_sse])
     )
     if args.json_out is not None:
-        args.json_out.write_text(json.dumps(json_rows))
+        write_rows(args.json_out, json_rows)
     print(
         f"\nsim backend, {args.sim_concurrency} in flight, 8 tokens per request: "
         f"/generate {sim_json:.0f} req/s, /generate_stream {sim_sse:.0f} req/s "
