@@ -19,3 +19,12 @@ def _isolated_default_cache() -> Iterator[None]:
     LMCache.set_default(None)
     yield
     LMCache.set_default(None)
+
+
+@pytest.fixture(autouse=True)
+def fresh_settings() -> Iterator[None]:
+    """Every test starts on fresh, unconfigured settings (configure() writes a process default)."""
+    from tgispy.testing import isolated_settings
+
+    with isolated_settings():
+        yield

@@ -18,11 +18,11 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 from tgispy._inspect import inspect_history
+from tgispy._settings import settings
 from tgispy.errors import ConfigError, ParseError, TGIError, TgispyError
 from tgispy.lm import LM
 from tgispy.predict import ChainOfThought, Predict
 from tgispy.primitives import Completions, Example, Module, Prediction, Program
-from tgispy.settings import settings
 from tgispy.signatures import (
     InputField,
     OutputField,

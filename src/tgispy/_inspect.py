@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from tgispy._settings import current
 from tgispy.errors import ConfigError
-from tgispy.settings import current
 
 __all__ = ["inspect_history"]
 

@@ -24,7 +24,9 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from aiohttp import web
 
-__all__ = ["Recorded", "Reply", "ScriptedTGI"]
+from tgispy._settings import isolated_settings
+
+__all__ = ["Recorded", "Reply", "ScriptedTGI", "isolated_settings"]
 
 DEFAULT_INFO: dict[str, Any] = {
     "model_id": "scripted/model",

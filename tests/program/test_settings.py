@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 import tgispy as dspy
+from tgispy._settings import Settings, configure, context, copy_context_runner, current
 from tgispy.errors import ConfigError
-from tgispy.settings import Settings, configure, context, copy_context_runner, current
 from tgispy.utils.dummies import DummyLM
 
 A, B, C = DummyLM(["a"]), DummyLM(["b"]), DummyLM(["c"])

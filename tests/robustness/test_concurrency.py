@@ -20,9 +20,9 @@ from typing import Any
 import pytest
 
 import tgispy
+from tgispy._settings import settings
 from tgispy.cache import DiskCache, LMCache, MemoryCache
 from tgispy.lm._tgi import HFClientTGI
-from tgispy.settings import settings
 from tgispy.testing import Recorded, Reply, ScriptedTGI
 from tgispy.utils.dummies import DummyLM
 

@@ -23,11 +23,11 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
+from tgispy._settings import context
 from tgispy.errors import ConfigError
 from tgispy.evaluate._evaluate import Evaluate
 from tgispy.evaluate._result import EvaluationError, EvaluationResult
 from tgispy.primitives import Example, Module
-from tgispy.settings import context
 
 __all__ = ["completed", "run_program"]
 

@@ -3,7 +3,7 @@
 Async jobs (programs with ``aforward``) run as coroutines on the event loop -- 32 in flight are
 32 coroutines on one thread, sharing the LM's connection pool. Sync jobs (programs with only
 ``forward``, plain callables) run in a thread pool of ``concurrency`` workers, each started in a
-copy of the caller's settings context (:func:`tgispy.settings.copy_context_runner`).
+copy of the caller's settings context (:func:`tgispy.utils.copy_context_runner`).
 
 The sync face (:func:`run_interruptible`) turns Ctrl-C into a prompt cancellation of the run: the
 jobs in flight are cancelled, the caller gets its partial results and then ``KeyboardInterrupt``.
@@ -20,9 +20,9 @@ import threading
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, TypeVar
 
+from tgispy._settings import copy_context_runner
 from tgispy._sync import run_sync
 from tgispy.primitives import Module
-from tgispy.settings import copy_context_runner
 
 __all__ = ["WorkerPool", "async_entry", "run_interruptible", "run_pool", "sync_pool_job"]
 

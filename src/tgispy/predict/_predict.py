@@ -8,6 +8,7 @@ import random
 from collections.abc import Mapping
 from typing import Any
 
+from tgispy._settings import current as current_settings
 from tgispy._sync import run_sync
 from tgispy.adapters import ChatAdapter, JSONAdapter, TemplateAdapter
 from tgispy.errors import ConfigError
@@ -16,7 +17,6 @@ from tgispy.predict._typed import agenerate_typed
 from tgispy.primitives._example import Example
 from tgispy.primitives._module import Module, Parameter
 from tgispy.primitives._prediction import Prediction
-from tgispy.settings import current as current_settings
 from tgispy.signatures._signature import ensure_signature
 from tgispy.signatures._types import has_typed_outputs
 

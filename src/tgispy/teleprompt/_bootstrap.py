@@ -20,11 +20,11 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from tgispy._settings import context
+from tgispy._settings import current as current_settings
 from tgispy.errors import ConfigError
 from tgispy.evaluate._runner import async_entry, run_interruptible
 from tgispy.primitives import Example
-from tgispy.settings import context
-from tgispy.settings import current as current_settings
 from tgispy.teleprompt._labeled import LabeledFewShot
 from tgispy.teleprompt._teleprompter import Teleprompter, check_module, check_trainset
 

@@ -1,11 +1,14 @@
-"""Utilities: :mod:`tgispy.utils.dummies` (``DummyLM``) for tests."""
+"""Utilities: :mod:`tgispy.utils.dummies` (``DummyLM``) for tests, and
+:func:`copy_context_runner` to carry settings into worker threads."""
 
 from __future__ import annotations
 
 import importlib
 from typing import Any
 
-__all__ = ["DummyLM", "dummies"]
+from tgispy._settings import copy_context_runner
+
+__all__ = ["DummyLM", "copy_context_runner", "dummies"]
 
 
 def __getattr__(name: str) -> Any:

@@ -41,6 +41,7 @@ __all__ = [
     "context",
     "copy_context_runner",
     "current",
+    "isolated_settings",
     "settings",
 ]
 
@@ -202,6 +203,33 @@ def context(inherit_config: bool = True, **kwargs: Any) -> Iterator[None]:
         yield
     finally:
         _override.reset(token)
+
+
+@contextmanager
+def isolated_settings() -> Iterator[None]:
+    """Run the ``with`` block on fresh, unconfigured settings; restore the previous ones after.
+
+    For tests: ``configure()`` inside the block writes a private process-wide default, so one
+    test's configuration never leaks into the next. Public as
+    :func:`tgispy.testing.isolated_settings`.
+
+    Example:
+        >>> with isolated_settings():
+        ...     configure(trace=[])
+        >>> current().trace is None
+        True
+    """
+    global _global
+    with _lock:
+        saved = _global
+        _global = Settings()
+    token = _override.set(None)
+    try:
+        yield
+    finally:
+        _override.reset(token)
+        with _lock:
+            _global = saved
 
 
 def copy_context_runner() -> Callable[..., Any]:
