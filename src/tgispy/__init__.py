@@ -12,12 +12,14 @@
 Heavy parts (the TGI client and its HTTP stack, evaluation, optimizers) load on first use.
 """
 
-from __future__ import annotations
-
-import importlib
-from typing import TYPE_CHECKING, Any
+# No `from __future__ import annotations` and only private aliases here: every module-level name
+# is public API or starts with "_" (dir() lists __all__ only).
+import importlib as _importlib
+import typing as _typing
 
 from tgispy._inspect import inspect_history
+from tgispy._public import publish as _publish
+from tgispy._public import publish_object as _publish_object
 from tgispy._settings import settings
 from tgispy.errors import ConfigError, ParseError, TGIError, TgispyError
 from tgispy.lm import LM
@@ -32,7 +34,7 @@ from tgispy.signatures import (
     make_signature,
 )
 
-if TYPE_CHECKING:
+if _typing.TYPE_CHECKING:
     from tgispy.evaluate import Evaluate
     from tgispy.lm._tgi import HFClientTGI
     from tgispy.teleprompt import (
@@ -62,19 +64,20 @@ _LAZY: dict[str, tuple[str, str | None]] = {
 }
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> _typing.Any:
     target = _LAZY.get(name)
     if target is None:
         raise AttributeError(f"module 'tgispy' has no attribute {name!r}")
     module_name, attribute = target
-    module = importlib.import_module(module_name)
+    module = _importlib.import_module(module_name)
     value = module if attribute is None else getattr(module, attribute)
+    _publish_object(__name__, value)  # e.g. HFClientTGI reports `tgispy`, not tgispy.lm._tgi
     globals()[name] = value  # later lookups skip __getattr__
     return value
 
 
 def __dir__() -> list[str]:
-    return sorted({*globals(), *_LAZY})
+    return sorted(__all__)
 
 
 # HFClientTGI, Evaluate and the optimizers resolve lazily through __getattr__.
@@ -109,3 +112,5 @@ __all__ = [
     "make_signature",
     "settings",
 ]
+
+_publish(__name__, globals(), __all__)

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol, runtime_checkable
 
+from tgispy._public import publish as _publish
 from tgispy.adapters._json import ChatAdapter, Invalid, JSONAdapter, TypedPlan
 from tgispy.adapters._schema import OutputSpec, SingleField, output_spec, schema_sketch
 from tgispy.adapters._template import (
@@ -80,3 +81,10 @@ class TemplateAdapter:
 
     def __repr__(self) -> str:
         return "TemplateAdapter()"
+
+
+_publish(__name__, globals(), __all__)
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

@@ -13,6 +13,7 @@ Example:
     {'text': '4'}
 """
 
+from tgispy._public import publish as _publish
 from tgispy.cache._disk import CACHEDIR_ENV, DiskCache, default_cache_dir
 from tgispy.cache._keys import cache_key, canonical_json
 from tgispy.cache._lm_cache import LMCache
@@ -27,3 +28,9 @@ __all__ = [
     "canonical_json",
     "default_cache_dir",
 ]
+
+_publish(__name__, globals(), __all__)
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

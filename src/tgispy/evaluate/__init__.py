@@ -10,6 +10,7 @@ Example:
     100.0
 """
 
+from tgispy._public import publish as _publish
 from tgispy.evaluate._evaluate import Evaluate
 from tgispy.evaluate._metrics import (
     EM,
@@ -51,3 +52,9 @@ __all__ = [
     "passage_has_answers",
     "passage_match",
 ]
+
+_publish(__name__, globals(), __all__)
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

@@ -7,3 +7,7 @@ Importing this package imports no framework. Import the bridge you need:
 """
 
 __all__: list[str] = []
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

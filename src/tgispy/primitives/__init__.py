@@ -1,5 +1,6 @@
 """Primitives: ``Example``, ``Prediction``, ``Completions`` and the ``Module`` base class."""
 
+from tgispy._public import publish as _publish
 from tgispy.primitives._example import Example
 from tgispy.primitives._module import BaseModule, Module, Parameter, Program
 from tgispy.primitives._prediction import Completions, Prediction
@@ -13,3 +14,9 @@ __all__ = [
     "Prediction",
     "Program",
 ]
+
+_publish(__name__, globals(), __all__)
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

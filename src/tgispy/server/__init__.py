@@ -15,6 +15,7 @@ Example:
     http://127.0.0.1:40313
 """
 
+from tgispy._public import publish as _publish
 from tgispy.server._app import create_app
 from tgispy.server._config import ServerConfig, SimConfig, default_model_path
 from tgispy.server._process import ServerHandle, ServerProcess, start_server
@@ -33,3 +34,9 @@ __all__ = [
     "serve",
     "start_server",
 ]
+
+_publish(__name__, globals(), __all__)
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

@@ -1,5 +1,6 @@
 """Signatures: declare what a predictor takes and produces."""
 
+from tgispy._public import publish as _publish
 from tgispy.signatures._field import DSPY_FIELD_ARG_NAMES, FieldInfo, InputField, OutputField
 from tgispy.signatures._signature import (
     Signature,
@@ -23,3 +24,9 @@ __all__ = [
     "is_typed",
     "make_signature",
 ]
+
+_publish(__name__, globals(), __all__)
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

@@ -8,6 +8,7 @@ Example:
     [Example({'question': '2+2?', 'answer': '4'}) (input_keys={'question'})]
 """
 
+from tgispy._public import publish as _publish
 from tgispy.teleprompt._bootstrap import BootstrapFewShot
 from tgispy.teleprompt._labeled import LabeledFewShot
 from tgispy.teleprompt._random_search import BootstrapFewShotWithRandomSearch, BootstrapRS
@@ -20,3 +21,9 @@ __all__ = [
     "LabeledFewShot",
     "Teleprompter",
 ]
+
+_publish(__name__, globals(), __all__)
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

@@ -4,6 +4,7 @@ The protocol pieces (server info, request building, response / SSE parsing, erro
 policies are pure and I/O-free; :class:`TGIClient` is the thin async shell that drives them.
 """
 
+from tgispy._public import publish as _publish
 from tgispy.tgi._client import Meta, TGIClient
 from tgispy.tgi._errors import error_from_payload, error_from_response, parse_retry_after
 from tgispy.tgi._info import ServerInfo
@@ -60,3 +61,9 @@ __all__ = [
     "parse_stream_event",
     "usage_from_headers",
 ]
+
+_publish(__name__, globals(), __all__)
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
