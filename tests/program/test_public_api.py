@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
+import importlib
+import inspect
+import pickle
 import subprocess
 import sys
+import typing
 
+import pydantic
 import pytest
 
 import tgispy
@@ -88,6 +94,117 @@ def test_dummy_lm_path_and_unknown_names() -> None:
     with pytest.raises(AttributeError, match="no attribute 'NoSuchThing'"):
         _ = dspy.NoSuchThing
     assert "HFClientTGI" in dir(dspy) and "Evaluate" in dir(dspy)
+
+
+# Every public module whose __all__ is the API users import from.
+PUBLIC_MODULES = [
+    "tgispy",
+    "tgispy.adapters",
+    "tgispy.cache",
+    "tgispy.errors",
+    "tgispy.evaluate",
+    "tgispy.integrations",
+    "tgispy.lm",
+    "tgispy.predict",
+    "tgispy.primitives",
+    "tgispy.server",
+    "tgispy.signatures",
+    "tgispy.teleprompt",
+    "tgispy.testing",
+    "tgispy.tgi",
+    "tgispy.utils",
+    "tgispy.utils.dummies",
+]
+PACKAGES = [name for name in PUBLIC_MODULES if hasattr(importlib.import_module(name), "__path__")]
+
+
+def _public_objects() -> list[tuple[str, str, object]]:
+    out = []
+    for module_name in PUBLIC_MODULES:
+        module = importlib.import_module(module_name)
+        for name in module.__all__:
+            value = getattr(module, name)
+            # Functions re-exported by plain modules (tgispy.testing) may keep their home.
+            is_function = inspect.isfunction(value) and module_name in PACKAGES
+            if inspect.isclass(value) or is_function:
+                out.append((module_name, name, value))
+    return out
+
+
+def _is_private(module_name: str) -> bool:
+    return any(part.startswith("_") for part in module_name.split("."))
+
+
+@pytest.mark.parametrize("module_name", PACKAGES)
+def test_dir_shows_only_the_public_api(module_name: str) -> None:
+    module = importlib.import_module(module_name)
+    assert dir(module) == sorted(module.__all__)
+    assert all(not name.startswith("_") or name == "__version__" for name in module.__all__)
+    for name in module.__all__:  # every listed name resolves (lazy ones included)
+        assert getattr(module, name) is not None
+
+
+def test_dir_of_tgispy_hides_helpers() -> None:
+    leaked = {"Any", "TYPE_CHECKING", "annotations", "importlib", "_LAZY", "lm", "errors"}
+    assert leaked.isdisjoint(dir(tgispy))
+    assert set(tgispy._LAZY) - {"evaluate", "teleprompt", "utils", "adapters"} <= set(dir(tgispy))
+
+
+@pytest.mark.parametrize(
+    ("module_name", "name", "obj"),
+    _public_objects(),
+    ids=lambda v: v if isinstance(v, str) else "",
+)
+def test_public_objects_report_a_public_module_that_exports_them(
+    module_name: str, name: str, obj: typing.Any
+) -> None:
+    home = obj.__module__
+    assert not _is_private(home), f"{module_name}.{name} reports {home}"
+    assert getattr(importlib.import_module(home), obj.__qualname__) is obj
+    # Pickles name classes and functions by __module__ + __qualname__: they must round-trip.
+    assert pickle.loads(pickle.dumps(obj)) is obj
+    if inspect.isclass(obj):
+        typing.get_type_hints(obj)  # string annotations still resolve after the move
+
+
+def test_module_names_of_well_known_classes() -> None:
+    from tgispy.tgi import RetryPolicy
+
+    assert dspy.Predict.__module__ == "tgispy.predict"
+    assert dspy.Example.__module__ == "tgispy.primitives"
+    assert dspy.Signature.__module__ == "tgispy.signatures"
+    assert dspy.inspect_history.__module__ == "tgispy"
+    assert dspy.HFClientTGI.__module__ == "tgispy"
+    assert RetryPolicy.__module__ == "tgispy.tgi"
+    assert repr(dspy.Predict) == "<class 'tgispy.predict.Predict'>"
+
+
+def test_instances_pickle_through_the_public_modules() -> None:
+    from tgispy.lm import Completion
+    from tgispy.tgi import RetryPolicy, Timeout
+
+    example = dspy.Example(question="2+2?", answer="4").with_inputs("question")
+    prediction = dspy.Prediction(answer="4")
+    for value, home in (
+        (example, b"tgispy.primitives"),
+        (RetryPolicy(max_attempts=5), b"tgispy.tgi"),
+        (Timeout(total=3.0), b"tgispy.tgi"),
+    ):
+        data = pickle.dumps(value)
+        assert home in data and home + b"._" not in data
+        assert pickle.loads(data) == value
+    assert pickle.loads(pickle.dumps(prediction)).answer == "4"
+    assert [f.name for f in dataclasses.fields(Completion)]  # dataclass machinery intact
+
+
+def test_pydantic_resolves_public_dataclasses() -> None:
+    from tgispy.tgi import RetryPolicy
+
+    class Config(pydantic.BaseModel):
+        retry: RetryPolicy
+
+    policy = Config.model_validate({"retry": {"max_attempts": 7}}).retry
+    assert isinstance(policy, RetryPolicy) and policy.max_attempts == 7
 
 
 def test_configure_and_context_are_the_settings_methods() -> None:
