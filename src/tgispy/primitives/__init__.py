@@ -2,7 +2,14 @@
 
 from tgispy._public import publish as _publish
 from tgispy.primitives._example import Example
-from tgispy.primitives._module import BaseModule, Module, Parameter, Program
+from tgispy.primitives._module import (
+    BaseModule,
+    Module,
+    Parameter,
+    Program,
+    ProgramMeta,
+    set_attribute_by_name,
+)
 from tgispy.primitives._prediction import Completions, Prediction
 
 __all__ = [
@@ -13,6 +20,8 @@ __all__ = [
     "Parameter",
     "Prediction",
     "Program",
+    "ProgramMeta",
+    "set_attribute_by_name",
 ]
 
 _publish(__name__, globals(), __all__)

@@ -23,7 +23,7 @@ from typing import Any
 from tgispy._sync import run_sync
 from tgispy.errors import ConfigError
 
-__all__ = ["BaseModule", "Module", "Parameter", "Program"]
+__all__ = ["BaseModule", "Module", "Parameter", "Program", "ProgramMeta", "set_attribute_by_name"]
 
 
 class Parameter:
@@ -169,7 +169,11 @@ class BaseModule:
         self.load_state(json.loads(Path(path).read_text(encoding="utf-8")))
 
 
-class Module(BaseModule):
+class ProgramMeta(type):
+    """The metaclass of :class:`Module` (DSPy 2.4's ``dspy.primitives.program.ProgramMeta``)."""
+
+
+class Module(BaseModule, metaclass=ProgramMeta):
     """Base class of LM programs.
 
     Subclasses create predictors in ``__init__`` and call them in ``forward`` (sync) or
@@ -247,6 +251,20 @@ class Module(BaseModule):
 Program = Module
 
 _PATH_TOKEN = re.compile(r"\.?([A-Za-z_]\w*)|\[(\d+)\]|\['([^']*)'\]")
+
+
+def set_attribute_by_name(obj: Any, name: str, value: Any) -> None:
+    """Set the attribute a parameter name points at (``"qa.predictors[0]"``, ``"d['k']"``).
+
+    Example:
+        >>> class Box:
+        ...     items = [1, 2]
+        >>> box = Box()
+        >>> set_attribute_by_name(box, "items[1]", 5)
+        >>> box.items
+        [1, 5]
+    """
+    _set_attribute_by_name(obj, name, value)
 
 
 def _set_attribute_by_name(obj: Any, name: str, value: Any) -> None:

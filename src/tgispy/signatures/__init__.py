@@ -2,6 +2,14 @@
 
 from tgispy._public import publish as _publish
 from tgispy.signatures._field import DSPY_FIELD_ARG_NAMES, FieldInfo, InputField, OutputField
+from tgispy.signatures._legacy import (
+    OldField,
+    OldInputField,
+    OldOutputField,
+    move_kwargs,
+    new_to_old_field,
+    signature_to_template,
+)
 from tgispy.signatures._signature import (
     Signature,
     SignatureMeta,
@@ -15,6 +23,9 @@ __all__ = [
     "DSPY_FIELD_ARG_NAMES",
     "FieldInfo",
     "InputField",
+    "OldField",
+    "OldInputField",
+    "OldOutputField",
     "OutputField",
     "Signature",
     "SignatureMeta",
@@ -23,6 +34,9 @@ __all__ = [
     "infer_prefix",
     "is_typed",
     "make_signature",
+    "move_kwargs",
+    "new_to_old_field",
+    "signature_to_template",
 ]
 
 _publish(__name__, globals(), __all__)
