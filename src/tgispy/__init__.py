@@ -59,7 +59,6 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "BootstrapRS": ("tgispy.teleprompt", "BootstrapFewShotWithRandomSearch"),
     "evaluate": ("tgispy.evaluate", None),
     "teleprompt": ("tgispy.teleprompt", None),
-    "datasets": ("tgispy.datasets", None),
     "utils": ("tgispy.utils", None),
     "adapters": ("tgispy.adapters", None),
 }

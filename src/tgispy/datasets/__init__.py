@@ -9,6 +9,7 @@ Example:
     ['color']
 """
 
+from tgispy._public import publish as _publish
 from tgispy.datasets._colors import Colors
 from tgispy.datasets._dataloader import DataLoader
 from tgispy.datasets._dataset import Dataset, dotdict
@@ -25,3 +26,9 @@ __all__ = [
     "gsm8k_metric",
     "parse_integer_answer",
 ]
+
+_publish(__name__, globals(), __all__)
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
