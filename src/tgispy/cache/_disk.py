@@ -22,6 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from tgispy.cache._keys import decode_value, encode_value
+from tgispy.cache._keyset import KeyFilter, KeyLoader
+from tgispy.cache._worker import DiskWorker
 from tgispy.errors import ConfigError
 
 __all__ = ["CACHEDIR_ENV", "DiskCache", "default_cache_dir"]
@@ -61,6 +63,9 @@ class _ForeignEntryError(ValueError):
     """A disk entry that tgispy did not write (not inline JSON text); read as a miss."""
 
 
+_FOREIGN_KEY = object()
+
+
 @functools.cache
 def _json_text_disk() -> type[Any]:
     # Built on first use so that importing tgispy.cache does not import diskcache.
@@ -74,6 +79,11 @@ def _json_text_disk() -> type[Any]:
             if read or type(value) is not str:
                 raise TypeError("tgispy's disk cache stores only JSON text")
             return 0, MODE_RAW, None, value
+
+        def get(self, key: Any, raw: bool) -> Any:
+            # Keys are only read back when listing them (the key filter's load): a key tgispy
+            # did not write (pickled) is never unpickled, just skipped.
+            return super().get(key, raw) if raw else _FOREIGN_KEY
 
         def fetch(self, mode: int, filename: str | None, value: Any, read: bool) -> str:
             if mode != MODE_RAW or filename is not None or type(value) is not str:
@@ -144,6 +154,12 @@ class DiskCache:
     Values are stored as JSON text (never pickled), inline in the database. Safe to share
     between threads and between processes using the same directory.
 
+    One worker thread per open cache does every SQLite operation, so a cache used from many
+    threads holds one connection (3 file descriptors), not one per thread; it starts on first
+    use and ends after a few idle seconds. A key filter loaded at open lets a read of a key that
+    is not on disk miss without touching SQLite; entries another process writes after that are
+    misses here until the next open (see ``tgispy.cache._keyset``).
+
     Args:
         directory: where to keep the cache. None: :func:`default_cache_dir`, that is
             ``$TGISPY_CACHEDIR``, else ``~/.cache/tgispy``; when ``TGISPY_CACHEDIR`` turns the disk
@@ -169,6 +185,8 @@ class DiskCache:
             raise ConfigError(f"DiskCache(size_limit={size_limit!r}): must be an int of bytes >= 1")
         self._cache: Any = None
         self._write_failure_logged = False
+        self._keys = KeyFilter()
+        self._worker: DiskWorker | None = None
         if directory is None:
             resolved = default_cache_dir()
             if resolved is None:
@@ -189,7 +207,9 @@ class DiskCache:
                 "tgispy's disk cache needs diskcache: pip install 'diskcache>=5.6'"
             ) from exc
         try:
-            self._cache = _open_diskcache(resolved, size_limit)
+            cache = _open_diskcache(resolved, size_limit)
+            # The connection diskcache opened in this thread: from now on only the worker's.
+            cache.close()
         except Exception as exc:  # any failure to open means "no disk tier", never a failed call
             logger.warning(
                 "disk cache off: cannot open cache directory %s (%s: %s). Set %s to a writable "
@@ -200,6 +220,10 @@ class DiskCache:
                 CACHEDIR_ENV,
                 CACHEDIR_ENV,
             )
+            return
+        self._cache = cache
+        self._worker = DiskWorker("tgispy-disk-cache", self._write_batch, cache.close)
+        self._worker.add_task(KeyLoader(cache.iterkeys, self._keys))
 
     @property
     def directory(self) -> Path | None:
@@ -226,16 +250,29 @@ class DiskCache:
 
     def clear(self) -> None:
         """Remove every entry (raises if the database cannot be written: nothing silently kept)."""
-        if self._cache is not None:
-            self._cache.clear(retry=True)
+        worker = self._worker
+        if worker is not None:
+            worker.flush()
+            worker.call(self._clear)
+
+    def _clear(self) -> None:
+        # On the worker thread. The filter first: a write queued meanwhile lands after the clear.
+        self._keys.reset_empty()
+        self._cache.clear(retry=True)
 
     def close(self) -> None:
-        """Close this thread's database connection (it reopens on the next use)."""
-        if self._cache is not None:
-            self._cache.close()
+        """Write queued entries and close the database connection (it reopens on the next use)."""
+        worker = self._worker
+        if worker is not None:
+            worker.flush()
+            worker.call(self._cache.close)
 
     def __len__(self) -> int:
-        return 0 if self._cache is None else len(self._cache)
+        worker = self._worker
+        if worker is None:
+            return 0
+        worker.flush()
+        return int(worker.call(lambda: len(self._cache)))
 
     def __enter__(self) -> DiskCache:
         return self
@@ -248,11 +285,18 @@ class DiskCache:
         return f"DiskCache({str(self._directory)!r}{state})"
 
     def _get_text(self, key: str) -> str | None:
-        cache = self._cache
-        if cache is None:
+        worker = self._worker
+        if worker is None or not self._keys.may_contain(key):
             return None
+        text = worker.pending(key)
+        if text is not None:
+            return text
+        return worker.call(lambda: self._read(key))
+
+    def _read(self, key: str) -> str | None:
+        # On the worker thread.
         try:
-            text = cache.get(key)
+            text = self._cache.get(key)
         except Exception as exc:  # a broken cache is a miss, never a failed call
             logger.debug(
                 "disk cache read of %s in %s failed, treated as a miss (%s: %s)",
@@ -265,7 +309,26 @@ class DiskCache:
         return text if isinstance(text, str) else None
 
     def _set_text(self, key: str, text: str) -> None:
-        self._set_many(((key, text),))
+        """Store one entry and wait until it is written."""
+        self._set_later(key, text)
+        if self._worker is not None:
+            self._worker.flush()
+
+    def _set_later(self, key: str, text: str) -> None:
+        """Queue one entry; the worker writes queued entries together, soon (write-behind)."""
+        worker = self._worker
+        if worker is not None:
+            self._keys.add(key)
+            worker.write_later(key, text)
+
+    def _flush(self) -> None:
+        """Wait until every queued entry has been written."""
+        if self._worker is not None:
+            self._worker.flush()
+
+    def _write_batch(self, items: Sequence[tuple[str, str]]) -> None:
+        # On the worker thread.
+        self._set_many(items)
 
     def _set_many(self, items: Sequence[tuple[str, str]]) -> None:
         """Write entries in one SQLite transaction (the write-behind writer batches them)."""

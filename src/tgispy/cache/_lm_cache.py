@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import atexit
 import logging
-import queue
 import threading
-import weakref
 from typing import Any
 
 from tgispy.cache._disk import DiskCache, _decode_or_none, default_cache_dir
@@ -32,10 +29,9 @@ class LMCache:
     Args:
         memory: the memory tier; None turns it off.
         disk: the disk tier; None turns it off.
-        write_behind: write to disk from a background thread, so an event loop serving many
-            requests never waits for SQLite (~60 us a write). Needs a memory tier (which answers
-            reads of entries not yet on disk); :meth:`flush` waits for pending writes, and they are
-            flushed at exit.
+        write_behind: write to disk from the disk tier's worker thread, batched, so an event
+            loop serving many requests never waits for SQLite (~60 us a write). Needs a memory
+            tier; :meth:`flush` waits for pending writes, and they are flushed at exit.
 
     Example:
         >>> from tgispy.cache import LMCache, MemoryCache, cache_key
@@ -57,18 +53,7 @@ class LMCache:
     ) -> None:
         self._memory = memory
         self._disk = disk
-        self._queue: queue.Queue[tuple[str, str] | None] | None = None
-        self._writer: threading.Thread | None = None
-        if write_behind and disk is not None and memory is not None:
-            self._queue = queue.Queue()
-            self._writer = threading.Thread(
-                target=_write_loop,
-                args=(disk, self._queue),
-                name="tgispy-cache-writer",
-                daemon=True,
-            )
-            self._writer.start()
-            _flush_at_exit.add(self)
+        self._write_behind = write_behind and disk is not None and memory is not None
 
     @property
     def memory(self) -> MemoryCache | None:
@@ -81,7 +66,10 @@ class LMCache:
         return self._disk
 
     def get(self, key: str) -> Any | None:
-        """Return the value cached under ``key`` (memory first, then disk), or None."""
+        """Return the value cached under ``key`` (memory first, then disk), or None.
+
+        A key the disk tier knows it does not hold is a miss without an SQLite read.
+        """
         memory = self._memory
         if memory is not None:
             text = memory._get_text(key)
@@ -108,15 +96,18 @@ class LMCache:
         text = encode_value(value)
         if self._memory is not None:
             self._memory._set_text(key, text)
-        if self._queue is not None:
-            self._queue.put((key, text))
-        elif self._disk is not None:
-            self._disk._set_text(key, text)
+        disk = self._disk
+        if disk is None:
+            return
+        if self._write_behind:
+            disk._set_later(key, text)
+        else:
+            disk._set_text(key, text)
 
     def flush(self) -> None:
         """Wait until every write-behind disk write has been done."""
-        if self._queue is not None:
-            self._queue.join()
+        if self._disk is not None:
+            self._disk._flush()
 
     def clear(self) -> None:
         """Drop every entry from both tiers."""
@@ -127,8 +118,7 @@ class LMCache:
             self._disk.clear()
 
     def close(self) -> None:
-        """Close the disk tier's connection for this thread (it reopens on the next use)."""
-        self.flush()
+        """Write pending entries and close the disk tier's connection (it reopens on next use)."""
         if self._disk is not None:
             self._disk.close()
 
@@ -172,47 +162,3 @@ class LMCache:
         global _default
         with _default_lock:
             _default = cache
-
-
-_BATCH = 256
-
-
-def _write_loop(disk: DiskCache, pending: queue.Queue[tuple[str, str] | None]) -> None:
-    # Drain whatever is queued and write it in one transaction: far less per-entry overhead (and
-    # fewer GIL hand-offs with the threads serving requests) than one transaction per entry.
-    while True:
-        batch: list[tuple[str, str]] = []
-        item = pending.get()
-        stop = item is None
-        if item is not None:
-            batch.append(item)
-        while not stop and len(batch) < _BATCH:
-            try:
-                item = pending.get_nowait()
-            except queue.Empty:
-                break
-            if item is None:
-                stop = True
-            else:
-                batch.append(item)
-        try:
-            disk._set_many(batch)
-        except Exception:  # a cache write must never kill the writer; DiskCache logs its own
-            logger.debug("write-behind cache write failed", exc_info=True)
-        finally:
-            for _ in range(len(batch) + (1 if stop else 0)):
-                pending.task_done()
-        if stop:
-            return
-
-
-_flush_at_exit: weakref.WeakSet[LMCache] = weakref.WeakSet()
-
-
-@atexit.register
-def _flush_all() -> None:
-    for cache in list(_flush_at_exit):
-        try:
-            cache.flush()
-        except Exception:  # pragma: no cover - best effort at interpreter exit
-            logger.debug("flushing the cache at exit failed", exc_info=True)

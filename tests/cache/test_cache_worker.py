@@ -1,0 +1,159 @@
+"""One connection per disk cache whatever the threads; a key filter spares misses an SQLite read."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import diskcache
+import pytest
+
+from tgispy.cache import DiskCache, LMCache, MemoryCache, cache_key
+
+
+def key_for(prompt: str) -> str:
+    return cache_key({"model": "m", "endpoint": "/generate", "body": {"inputs": prompt}})
+
+
+def open_fds() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+def wait_until_loaded(disk: DiskCache) -> None:
+    # The key filter loads on the worker thread after the directory opens; wait for it (bounded).
+    deadline = time.monotonic() + 20
+    while not disk._keys.loaded:
+        assert time.monotonic() < deadline, "the key filter never finished loading"
+        time.sleep(0.01)
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="counts /proc/self/fd")
+@pytest.mark.parametrize("write_behind", [False, True], ids=["sync", "write-behind"])
+def test_40_threads_share_one_connection(tmp_path: Path, write_behind: bool) -> None:
+    threads, per_thread = 40, 10
+    before = open_fds()
+    disk = DiskCache(tmp_path / "c")
+    cache = LMCache(memory=MemoryCache(maxsize=16), disk=disk, write_behind=write_behind)
+    ready = threading.Barrier(threads + 1)
+    release = threading.Event()
+    errors: list[BaseException] = []
+
+    def worker(t: int) -> None:
+        try:
+            for i in range(per_thread):
+                cache.set(key_for(f"{t}:{i}"), {"t": t, "i": i})
+            cache.flush()
+            for i in range(per_thread):  # memory holds 16 entries: most of these read the disk
+                assert cache.get(key_for(f"{t}:{i}")) == {"t": t, "i": i}
+                assert disk.get(key_for(f"{t}:{i}")) == {"t": t, "i": i}
+                assert cache.get(key_for(f"absent {t}:{i}")) is None
+        except BaseException as exc:
+            errors.append(exc)
+        finally:
+            ready.wait(timeout=60)
+            release.wait(timeout=60)  # stay alive while the descriptors are counted
+
+    pool = [threading.Thread(target=worker, args=(t,)) for t in range(threads)]
+    for th in pool:
+        th.start()
+    try:
+        ready.wait(timeout=60)
+        during = open_fds()
+    finally:
+        release.set()
+        for th in pool:
+            th.join()
+    assert errors == []
+    assert len(disk) == threads * per_thread
+    # One connection: the database, its -wal and -shm (one per thread was 3 x 40 = 120 more).
+    assert during - before <= 6, (before, during)
+    disk.close()
+
+
+def test_a_miss_for_a_key_not_on_disk_reads_nothing(tmp_path: Path) -> None:
+    directory = tmp_path / "c"
+    present = key_for("present")
+    with DiskCache(directory) as disk:
+        disk.set(present, {"text": "on disk"})
+    with diskcache.Cache(str(directory)) as raw:
+        raw.stats(enable=True)  # diskcache counts every read it serves from now on
+    disk = DiskCache(directory)
+    try:
+        wait_until_loaded(disk)
+        cache = LMCache(memory=MemoryCache(), disk=disk, write_behind=True)
+        for i in range(50):
+            assert cache.get(key_for(f"new {i}")) is None
+            assert disk.get(key_for(f"other {i}")) is None
+        assert cache.get(present) == {"text": "on disk"}  # read from disk, then from memory
+        assert cache.get(present) == {"text": "on disk"}
+        written = key_for("written here")
+        cache.set(written, {"text": "mine"})
+        cache.flush()
+        assert disk.get(written) == {"text": "mine"}  # the filter knows this process's writes
+        with diskcache.Cache(str(directory)) as raw:
+            hits, misses = raw.stats()
+    finally:
+        disk.close()
+    assert (hits, misses) == (2, 0)  # 100 misses that never reached SQLite
+
+
+def test_reads_before_the_filter_loads_still_find_entries(tmp_path: Path) -> None:
+    directory = tmp_path / "c"
+    keys = [key_for(f"p{i}") for i in range(5_000)]  # more than one step of the load
+    with DiskCache(directory) as disk:
+        cache = LMCache(memory=MemoryCache(), disk=disk, write_behind=True)
+        for i, key in enumerate(keys):
+            cache.set(key, {"i": i})
+    with DiskCache(directory) as disk:
+        assert disk.get(keys[-1]) == {"i": 4_999}  # possibly before the load ended
+        wait_until_loaded(disk)
+        assert [disk.get(k) for k in keys[::250]] == [{"i": i} for i in range(0, 5_000, 250)]
+
+
+def test_clear_empties_the_filter_and_later_writes_are_found(tmp_path: Path) -> None:
+    with DiskCache(tmp_path / "c") as disk:
+        disk.set(key_for("a"), {"v": 1})
+        wait_until_loaded(disk)
+        disk.clear()
+        assert disk.get(key_for("a")) is None
+        disk.set(key_for("a"), {"v": 2})
+        assert disk.get(key_for("a")) == {"v": 2}
+
+
+def test_a_pickled_key_on_disk_is_never_unpickled_by_the_filter_load(tmp_path: Path) -> None:
+    directory = tmp_path / "c"
+    marker = tmp_path / "pwned"
+
+    class Exploit:
+        def __reduce__(self) -> tuple[Any, ...]:
+            return (os.mkdir, (str(marker),))
+
+    with DiskCache(directory):
+        pass
+    with diskcache.Cache(str(directory)) as raw:  # the default Disk pickles non-str keys
+        raw.set(Exploit(), "1")
+        raw.set(key_for("fine"), '{"ok":true}')
+    with DiskCache(directory) as disk:
+        wait_until_loaded(disk)
+        assert disk.get(key_for("fine")) == {"ok": True}
+        assert disk.get(key_for("missing")) is None
+    assert not marker.exists()
+
+
+def test_writes_land_when_the_worker_has_gone_idle_and_restarts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tgispy.cache import _worker
+
+    monkeypatch.setattr(_worker, "IDLE_EXIT_S", 0.05)
+    with DiskCache(tmp_path / "c") as disk:
+        cache = LMCache(memory=MemoryCache(), disk=disk, write_behind=True)
+        for round_ in range(3):
+            cache.set(key_for(f"r{round_}"), {"r": round_})
+            cache.flush()
+            time.sleep(0.2)  # the worker ends (closing its connection) and the next use restarts it
+        assert [disk.get(key_for(f"r{r}")) for r in range(3)] == [{"r": r} for r in range(3)]
+        assert len(disk) == 3
