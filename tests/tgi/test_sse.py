@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import copy
+import itertools
 import json
+import re
 from typing import Any
 
 import pytest
@@ -259,3 +261,117 @@ def test_malformed_stream_events() -> None:
     for bad in ["not json", '{"choices": "x"}', '{"id": ""}']:
         with pytest.raises(MalformedResponseError):
             parse_chat_chunk(bad)
+
+
+def test_crlf_split_across_chunks_is_one_line_end() -> None:
+    decoder = SSEDecoder()
+    assert decoder.feed(b"data: a\r") == []
+    assert decoder.feed(b"\ndata: b\r") == []  # the LF pairs with the CR: no blank line yet
+    assert decoder.feed(b"\n\r") == ["a\nb"]
+    assert decoder.feed(b"\n") == []  # the pair of the last CR, not another blank line
+    assert decoder.close() == []
+
+
+def test_cr_only_line_ends() -> None:
+    assert byte_by_byte(b"data: a\rdata: b\r\rdata: c\r\r") == ["a\nb", "c"]
+
+
+def test_field_parsing_follows_the_spec() -> None:
+    decoder = SSEDecoder()
+    wire = (
+        b"data\n"  # a field name alone: empty value
+        b"data:  two spaces\n"  # only one leading space is removed
+        b"data:x:y\n"  # the value keeps later colons
+        b"Data: ignored\n"  # field names are case-sensitive
+        b"unknown: ignored\n"
+        b"\n"
+    )
+    assert decoder.feed(wire) == ["\n two spaces\nx:y"]
+
+
+def test_id_and_retry_are_kept_and_invalid_ones_ignored() -> None:
+    decoder = SSEDecoder()
+    assert (decoder.last_event_id, decoder.retry) == ("", None)
+    assert decoder.feed(b"id: 7\nretry: 1500\ndata: x\n\n") == ["x"]
+    assert (decoder.last_event_id, decoder.retry) == ("7", 1500)
+    decoder.feed(b"id: a\x00b\nretry: 1.5\nretry: -1\nretry: \xd9\xa3\n\n")  # NUL; not ASCII digits
+    assert (decoder.last_event_id, decoder.retry) == ("7", 1500)
+    decoder.feed(b"id\n\n")  # an empty id resets it, as the spec says
+    assert decoder.last_event_id == ""
+
+
+def test_only_one_leading_bom_is_skipped() -> None:
+    # A second BOM is part of the first line, whose field name is then unknown.
+    assert byte_by_byte(b"\xef\xbb\xbf\xef\xbb\xbfdata: x\n\ndata: y\n\n") == ["y"]
+    assert byte_by_byte(b"data: \xef\xbb\xbfx\n\n") == ["\ufeffx"]
+
+
+def test_empty_data_events_are_skipped_but_data_lines_join() -> None:
+    assert SSEDecoder().feed(b"data:\n\ndata:\ndata:\n\n") == ["\n"]
+
+
+# ---- property tests: any split of the bytes decodes like the whole, and like the spec ----------
+
+
+def spec_payloads(wire: bytes) -> list[str]:
+    """The WHATWG event-stream algorithm written out literally over the whole stream.
+
+    Differs from the spec in the two documented ways: events whose data is empty are not
+    returned, and the stream's end dispatches a last event left without its blank line.
+    """
+    text = wire.decode("utf-8")
+    if text.startswith("\ufeff"):
+        text = text[1:]
+    out: list[str] = []
+    buffer = ""
+    for line in [*re.split(r"\r\n|\r|\n", text), ""]:
+        if line == "":
+            if buffer and buffer[:-1]:
+                out.append(buffer[:-1])
+            buffer = ""
+        elif not line.startswith(":"):
+            name, _, value = line.partition(":")
+            value = value.removeprefix(" ")
+            if name == "data":
+                buffer += value + "\n"
+    return out
+
+
+_value = st.text(st.characters(exclude_characters="\r\n", exclude_categories=["Cs"]), max_size=8)
+_line = st.one_of(
+    st.builds(lambda v: f"data:{v}", _value),
+    st.builds(lambda v: f"data: {v}", _value),
+    st.sampled_from(["data", "data:", ":", ": keep-alive", "event: token", "id: 3", "retry: 9"]),
+    st.builds(lambda v: f"{v}", _value),
+)
+_end = st.sampled_from(["\n", "\r", "\r\n"])
+
+
+@st.composite
+def event_streams(draw: st.DrawFn) -> bytes:
+    parts = ["\ufeff"] if draw(st.booleans()) else []
+    for line, end in draw(st.lists(st.tuples(_line, _end), max_size=12)):
+        parts += [line, end]
+    if draw(st.booleans()):  # an unterminated last line
+        parts.append(draw(_line))
+    return "".join(parts).encode("utf-8")
+
+
+@settings(max_examples=300, deadline=None, database=None)
+@given(wire=event_streams(), cuts=st.lists(st.integers(min_value=0, max_value=200), max_size=12))
+def test_split_feeding_equals_whole_feeding_and_the_spec(wire: bytes, cuts: list[int]) -> None:
+    bounds = sorted({min(c, len(wire)) for c in cuts} | {0, len(wire)})
+    split = SSEDecoder()
+    pieces = [wire[a:b] for a, b in itertools.pairwise(bounds)]
+    from_pieces = [p for piece in pieces for p in split.feed(piece)] + split.close()
+    whole = SSEDecoder()
+    from_whole = whole.feed(wire) + whole.close()
+    assert from_pieces == from_whole == spec_payloads(wire)
+    assert (split.last_event_id, split.retry) == (whole.last_event_id, whole.retry)
+
+
+@settings(max_examples=100, deadline=None, database=None)
+@given(wire=event_streams())
+def test_byte_by_byte_equals_whole(wire: bytes) -> None:
+    whole = SSEDecoder()
+    assert byte_by_byte(wire) == whole.feed(wire) + whole.close()
