@@ -4,10 +4,16 @@ from __future__ import annotations
 
 import json
 import re
+from typing import Any
 
 import pytest
 
-from tgispy.server._grammar import json_grammar, regex_grammar, to_engine_grammar
+from tgispy.server._grammar import (
+    MAX_REGEX_EXPANSION,
+    json_grammar,
+    regex_grammar,
+    to_engine_grammar,
+)
 from tgispy.server._problems import Problem
 from tgispy.server._validation import GrammarSpec
 
@@ -90,3 +96,67 @@ def test_spec_variants() -> None:
     assert json_object is not None and json_object.kind == "json_schema"
     regex = to_engine_grammar(GrammarSpec("regex", "[0-9]+"))
     assert regex is not None and regex.kind == "lark"
+
+
+# --- grammars llama.cpp would not apply (it generates unconstrained text with a 200) -------------
+
+BOMB = "((((a{99}){99}){99}){99})b"
+
+
+def _refused(call: object, *args: object) -> str:
+    with pytest.raises(Problem) as info:
+        call(*args)  # type: ignore[operator]
+    assert info.value.status == 422
+    assert info.value.error_type == "validation"
+    assert info.value.message.startswith("Input validation error: grammar is not valid: ")
+    return info.value.message
+
+
+def test_a_regex_whose_repeats_explode_is_refused() -> None:
+    # llguidance compiles it, then runs out of derivatives a few tokens in and stops constraining
+    message = _refused(regex_grammar, BOMB)
+    assert f"expand to more than {MAX_REGEX_EXPANSION} characters" in message
+    _refused(regex_grammar, "(a{101}){100}")
+    # at the bound and below: still served
+    assert regex_grammar("(a{100}){100}").kind == "lark"
+    assert regex_grammar("a{10000}").kind == "lark"
+    assert regex_grammar("[0-9]+(a|b)*" + IPV4).kind == "lark"
+
+
+def test_regex_syntax_llguidance_lacks_is_refused() -> None:
+    # Python accepts \\Z; the Rust regex crate (llguidance) does not
+    assert "unrecognized escape sequence" in _refused(regex_grammar, r"a\Z")
+
+
+def test_a_json_schema_with_a_huge_enum_is_refused() -> None:
+    schema = {"properties": {"a": {"enum": [f"v{i}" for i in range(100_000)]}}}
+    assert "too big" in _refused(json_grammar, schema)
+    assert json_grammar({"properties": {"a": {"enum": ["x", "y"]}}}).kind == "json_schema"
+
+
+def test_a_json_schema_pattern_bomb_is_refused() -> None:
+    schema = {"properties": {"a": {"type": "string", "pattern": BOMB}}}
+    assert "expand to more than" in _refused(json_grammar, schema)
+    nested = {"properties": {"a": {"type": "object", "patternProperties": {BOMB: {}}}}}
+    _refused(json_grammar, nested)
+    ok = {"properties": {"a": {"type": "string", "pattern": "^([0-9]{4}-){2}[0-9]{2}$"}}}
+    assert json_grammar(ok).kind == "json_schema"
+
+
+def test_a_json_schema_llguidance_cannot_compile_is_refused() -> None:
+    assert "does not exist" in _refused(json_grammar, {"properties": {"a": {"$ref": "#/nope"}}})
+    lookahead = {"properties": {"a": {"type": "string", "pattern": "a(?=b)"}}}
+    assert "look-around" in _refused(json_grammar, lookahead)
+
+
+async def test_unappliable_grammars_are_422_over_http(sim_client: Any) -> None:
+    for grammar in (
+        {"type": "regex", "value": BOMB},
+        {"type": "json", "value": {"properties": {"a": {"type": "string", "pattern": BOMB}}}},
+    ):
+        body = {"inputs": "x", "parameters": {"max_new_tokens": 4, "grammar": grammar}}
+        resp = await sim_client.post("/generate", json=body)
+        assert resp.status == 422
+        answer = await resp.json()
+        assert answer["error_type"] == "validation"
+        assert answer["error"].startswith("Input validation error: grammar is not valid: ")

@@ -137,6 +137,37 @@ def test_invalid_grammar_is_422(model_server: ServerHandle) -> None:
     assert body["error"].startswith("Input validation error: grammar is not valid")
 
 
+BOMB = "((((a{99}){99}){99}){99})b"
+
+
+@pytest.mark.parametrize(
+    "grammar",
+    [
+        pytest.param({"type": "regex", "value": BOMB}, id="regex-bomb"),
+        pytest.param(
+            {"type": "json", "value": {"properties": {"a": {"enum": list(range(100_000))}}}},
+            id="enum-100k",
+        ),
+        pytest.param(
+            {"type": "json", "value": {"properties": {"a": {"type": "string", "pattern": BOMB}}}},
+            id="pattern-bomb",
+        ),
+    ],
+)
+def test_a_grammar_llama_cpp_would_not_apply_is_422(
+    model_server: ServerHandle, grammar: dict[str, Any]
+) -> None:
+    """llama.cpp drops these grammars (or stops applying them) and answered 200 unconstrained."""
+    status, body = post(
+        model_server,
+        "/generate",
+        {"inputs": "Write:", "parameters": {"max_new_tokens": 8, "grammar": grammar}},
+    )
+    assert status == 422, body
+    assert body["error_type"] == "validation"
+    assert body["error"].startswith("Input validation error: grammar is not valid: ")
+
+
 def test_streaming_event_order(
     model_server: ServerHandle, check_schema: Any, sse: Callable[[str], list[Any]]
 ) -> None:

@@ -240,13 +240,17 @@ class _Front:
         if input_length is not None:
             max_new_tokens = resolve_lengths(input_length, v.max_new_tokens, limits)
         assert max_new_tokens is not None
+        # llguidance compiles the grammar to check it: up to a second for a huge one, off the loop.
+        grammar = (
+            None if v.grammar is None else await asyncio.to_thread(to_engine_grammar, v.grammar)
+        )
         return Plan(
             prompt=engine_prompt,
             max_new_tokens=max_new_tokens,
             sampling=v.sampling,
             stop=v.stop,
             top_n_tokens=v.top_n_tokens,
-            grammar=to_engine_grammar(v.grammar),
+            grammar=grammar,
             input_length=input_length,
         )
 
