@@ -9,15 +9,22 @@ Example:
 """
 
 from tgispy._public import publish as _publish
+from tgispy.predict._knn import KNN
 from tgispy.teleprompt._bootstrap import BootstrapFewShot
+from tgispy.teleprompt._ensemble import Ensemble, EnsembledProgram
+from tgispy.teleprompt._knn_fewshot import KNNFewShot
 from tgispy.teleprompt._labeled import LabeledFewShot
 from tgispy.teleprompt._random_search import BootstrapFewShotWithRandomSearch, BootstrapRS
 from tgispy.teleprompt._teleprompter import Teleprompter
 
 __all__ = [
+    "KNN",
     "BootstrapFewShot",
     "BootstrapFewShotWithRandomSearch",
     "BootstrapRS",
+    "Ensemble",
+    "EnsembledProgram",
+    "KNNFewShot",
     "LabeledFewShot",
     "Teleprompter",
 ]
