@@ -66,8 +66,12 @@ def test_runs_scores_and_writes_one_line_per_example(tmp_path: Path, server: Scr
     assert status == 0
     assert stdout.getvalue().startswith("Average Metric: 2 / 4 (50.0%); 1 failed\n")
     assert re.search(r"score \(answer_exact_match\): 50.0 over 4 examples", stdout.getvalue())
-    rows = [json.loads(line) for line in out_path.read_text().splitlines()]
+    lines = [json.loads(line) for line in out_path.read_text().splitlines()]
+    header, rows = lines[0], sorted(lines[1:], key=lambda r: r["index"])
+    assert header["metric"] == "answer_exact_match" and header["total"] == 4
     assert [r["index"] for r in rows] == [0, 1, 2, 3]
+    assert [r["status"] for r in rows] == ["ok", "ok", "ok", "program_error"]
+    assert all(r["latency_s"] >= 0 and len(r["id"]) == 16 for r in rows)
     assert [r["prediction"] and r["prediction"]["answer"] for r in rows[:3]] == [
         "Paris",
         "Rome",
@@ -79,6 +83,7 @@ def test_runs_scores_and_writes_one_line_per_example(tmp_path: Path, server: Scr
         "message": "Input validation error: no such place",
         "replica": server.url,
         "status": 422,
+        "kind": "program",
     }
     # Only the input field went into the prompts.
     prompts = [r.json["inputs"] for r in server.requests if r.method == "POST"]

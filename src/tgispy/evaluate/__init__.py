@@ -25,6 +25,7 @@ from tgispy.evaluate._metrics import (
     passage_has_answers,
     passage_match,
 )
+from tgispy.evaluate._outcome import error_kind
 from tgispy.evaluate._result import (
     ErrorInfo,
     EvaluationError,
@@ -47,6 +48,7 @@ __all__ = [
     "answer_match",
     "answer_passage_match",
     "em_score",
+    "error_kind",
     "f1_score",
     "normalize_text",
     "passage_has_answers",

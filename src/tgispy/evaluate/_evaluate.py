@@ -8,11 +8,17 @@ import inspect
 import logging
 import time
 import types
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from tgispy.errors import ConfigError
+from tgispy.evaluate._records import (
+    ResultsWriter,
+    example_ids,
+    jsonable,
+    read_results,
+)
 from tgispy.evaluate._result import (
     ErrorInfo,
     EvaluationError,
@@ -25,7 +31,7 @@ from tgispy.evaluate._result import (
 )
 from tgispy.evaluate._runner import async_entry, run_interruptible, run_pool, sync_pool_job
 from tgispy.evaluate._table import display_table as show_table
-from tgispy.primitives import Example
+from tgispy.primitives import Example, Prediction
 
 __all__ = ["Evaluate"]
 
@@ -58,10 +64,29 @@ class Evaluate:
         provide_traceback: log (and record) the traceback of each failure.
         save_as_json: write the results table to this JSON file.
         save_as_csv: write the results table to this CSV file.
+        results: a results file (JSONL) that gets one line per example as soon as it finishes
+            (id, prediction, score, error with its kind, replica and status, latency), flushed
+            at once: a run killed at any moment leaves every finished example in it.
+        resume: continue ``results``: examples already in it are not run again (their lines
+            count in the report as if they had just run), except infrastructure failures,
+            which are. Without ``resume`` a ``results`` file that already holds examples is
+            refused, so a rerun never overwrites hours of results.
+        id_field: the example field that identifies an example in ``results`` (default: a
+            hash of its inputs).
+        retry_infra_failures: after the run, run the examples that failed for infrastructure
+            reasons (no replica answered, timeouts, 5xx after retries) again, up to this many
+            rounds; a recovered example replaces its failure everywhere.
+        results_info: extra JSON fields for the results file's header (e.g. a shard).
 
     ``evaluate(program)`` returns the score as a percentage rounded to 2 decimals;
     ``(score, scores)``, ``(score, outputs)`` or ``(score, outputs, scores)`` with the flags, as
     in DSPy 2.4. The full :class:`EvaluationResult` of the last run is :attr:`last_result`.
+
+    Failures are told apart (:func:`tgispy.evaluate.error_kind`): program errors (parse
+    errors, exceptions in your code, a 422 for this input) and infrastructure errors (no replica
+    answered). Both score 0 in the returned score, as in DSPy 2.4; the report, the progress bar
+    and the results file show the infrastructure errors apart, with the score over the answered
+    examples (:attr:`EvaluationResult.answered_score`) beside it.
 
     Example:
         >>> import tgispy as dspy
@@ -89,6 +114,11 @@ class Evaluate:
         provide_traceback: bool = False,
         save_as_json: str | Path | None = None,
         save_as_csv: str | Path | None = None,
+        results: str | Path | None = None,
+        resume: bool = False,
+        id_field: str | None = None,
+        retry_infra_failures: int = 0,
+        results_info: Mapping[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
         if "display" in kwargs:
@@ -98,10 +128,21 @@ class Evaluate:
             raise ConfigError(
                 f"Evaluate got unexpected arguments {sorted(kwargs)}; it takes devset, metric, "
                 "num_threads, display_progress, display_table, max_errors, return_all_scores, "
-                "return_outputs, provide_traceback, save_as_json, save_as_csv"
+                "return_outputs, provide_traceback, save_as_json, save_as_csv, results, resume, "
+                "id_field, retry_infra_failures, results_info"
             )
         _check_threads(num_threads)
         _check_max_errors(max_errors)
+        if resume and results is None:
+            raise ConfigError("resume=True needs the results file to resume: results='...jsonl'")
+        if (
+            isinstance(retry_infra_failures, bool)
+            or not isinstance(retry_infra_failures, int)
+            or retry_infra_failures < 0
+        ):
+            raise ConfigError(
+                f"retry_infra_failures must be an int >= 0, got {retry_infra_failures!r}"
+            )
         self.devset = devset
         self.metric = metric
         self.num_threads = num_threads
@@ -113,6 +154,11 @@ class Evaluate:
         self.provide_traceback = provide_traceback
         self.save_as_json = save_as_json
         self.save_as_csv = save_as_csv
+        self.results = results
+        self.resume = resume
+        self.id_field = id_field
+        self.retry_infra_failures = retry_infra_failures
+        self.results_info = dict(results_info or {})
         self.error_count = 0
         self.last_result: EvaluationResult | None = None
 
@@ -185,6 +231,7 @@ class Evaluate:
             )
         _check_threads(num_threads)
         examples, inputs = _prepare_devset(devset)
+        name = metric_name(metric)
 
         run = _Run(
             examples,
@@ -193,13 +240,26 @@ class Evaluate:
             max_errors=self.max_errors,
             provide_traceback=self.provide_traceback,
         )
+        if self.results is not None:
+            run.ids = example_ids(examples, self.id_field)
+            run.writer = self._open_results(run, name)
         started = time.perf_counter()
         stopped: str | None = None
         failed = False
         try:
-            with _progress_bar(len(examples), progress) as bar:
+            with _progress_bar(len(examples), run.finished, progress) as bar:
                 run.bar = bar
-                completed = await run.execute(program, num_threads)
+                completed = await run.execute(program, num_threads, run.pending())
+                rounds = 0
+                while completed and rounds < self.retry_infra_failures and run.infra_failed():
+                    rounds += 1
+                    again = run.infra_failed()
+                    logger.info(
+                        "Retrying %d examples that failed for infrastructure reasons (round %d)",
+                        len(again),
+                        rounds,
+                    )
+                    completed = await run.execute(program, num_threads, again)
             if not completed:
                 stopped = "max_errors"
         except asyncio.CancelledError:
@@ -209,12 +269,15 @@ class Evaluate:
             failed = True
             raise
         finally:
+            if run.writer is not None:
+                run.writer.close()
             result = EvaluationResult(
                 rows=run.finished_rows(),
                 total=len(examples),
-                metric_name=metric_name(metric),
+                metric_name=name,
                 elapsed_s=time.perf_counter() - started,
                 stopped=stopped,
+                resumed=run.resumed,
             )
             self.last_result = result
             self.error_count = run.errors
@@ -243,6 +306,16 @@ class Evaluate:
         if table:
             show_table(result.records(), result.metric_name, table)
 
+        if result.infra_errors:
+            logger.warning(
+                "%d examples failed for infrastructure reasons (no answer from the fleet); they "
+                "score 0 in the returned score, as in DSPy 2.4. Over the %d answered examples "
+                "the score is %s%%.",
+                result.infra_errors,
+                result.answered,
+                result.answered_score,
+            )
+
         score = result.score
         if all_scores and outputs:
             return score, result.outputs, result.scores
@@ -251,6 +324,28 @@ class Evaluate:
         if outputs:
             return score, result.outputs
         return score
+
+    def _open_results(self, run: _Run, metric: str) -> ResultsWriter:
+        """Read what a resumed file holds into ``run``, then open the file for appending."""
+        assert self.results is not None
+        found = read_results(self.results)
+        if found.records and not self.resume:
+            raise ConfigError(
+                f"{self.results} already holds {len(found.records)} results; pass resume=True "
+                "(tgispy run --resume) to continue it, or give another file"
+            )
+        if self.resume:
+            previous = found.header.get("metric")
+            if previous is not None and previous != metric:
+                raise ConfigError(
+                    f"{self.results} was written with the metric {previous!r}, not {metric!r}; "
+                    "resume with the same metric, or give another file"
+                )
+            run.resumed = run.preload(found.records)
+            if run.resumed:
+                logger.info("Resuming %s: %d examples already done", self.results, run.resumed)
+        header = {"metric": metric, "total": len(run.examples), **self.results_info}
+        return ResultsWriter(self.results, header, fresh=not found.records)
 
 
 def _check_threads(num_threads: Any) -> None:
@@ -308,27 +403,62 @@ class _Run:
         self.rows: list[ExampleResult | None] = [None] * len(examples)
         self.ncorrect: Any = 0
         self.finished = 0
+        self.program_errors = 0
+        self.infra_errors = 0
+        #: failures in this run (what max_errors counts; resumed lines do not count)
         self.errors = 0
         self.last_exception: BaseException | None = None
         self.bar: Any = None
+        self.ids: list[str] | None = None
+        self.writer: ResultsWriter | None = None
+        #: examples taken from a resumed results file
+        self.resumed = 0
 
     def finished_rows(self) -> list[ExampleResult]:
         return [row for row in self.rows if row is not None]
 
-    async def execute(self, program: Any, num_threads: int) -> bool:
+    def pending(self) -> list[int]:
+        return [i for i, row in enumerate(self.rows) if row is None]
+
+    def infra_failed(self) -> list[int]:
+        return [
+            i
+            for i, row in enumerate(self.rows)
+            if row is not None and row.error is not None and row.error.infra
+        ]
+
+    def preload(self, records: Mapping[str, Mapping[str, Any]]) -> int:
+        """Take the rows of examples a results file already has (not infra failures)."""
+        assert self.ids is not None
+        count = 0
+        for index, example_id in enumerate(self.ids):
+            record = records.get(example_id)
+            if record is None or record.get("status") == "infra_error":
+                continue
+            row = row_from_record(record, index, self.examples[index], example_id)
+            self._tally(row, +1)
+            self.rows[index] = row
+            count += 1
+        return count
+
+    async def execute(self, program: Any, num_threads: int, indices: list[int]) -> bool:
+        if not indices:
+            return True
+
+        def on_result(k: int, row: ExampleResult) -> bool:
+            return self._on_result(indices[k], row)
+
         entry = async_entry(program)
         if entry is not None:
             return await run_pool(
-                len(self.examples),
-                lambda i: self._arun_one(entry, i),
+                len(indices),
+                lambda k: self._arun_one(entry, indices[k]),
                 concurrency=num_threads,
-                on_result=self._on_result,
+                on_result=on_result,
             )
-        job, pool = sync_pool_job(lambda i: self._run_one(program, i), num_threads)
+        job, pool = sync_pool_job(lambda k: self._run_one(program, indices[k]), num_threads)
         try:
-            return await run_pool(
-                len(self.examples), job, concurrency=num_threads, on_result=self._on_result
-            )
+            return await run_pool(len(indices), job, concurrency=num_threads, on_result=on_result)
         finally:
             # Examples still running in a thread (after Ctrl-C or max_errors) finish there and
             # their results are dropped; the threads are daemons, so they never delay an exit.
@@ -336,31 +466,40 @@ class _Run:
 
     async def _arun_one(self, entry: Callable[..., Any], index: int) -> ExampleResult:
         example = self.examples[index]
+        started = time.perf_counter()
         try:
             prediction = await entry(**self.inputs[index])
             score = self.metric(example, prediction)
             if self.metric_is_async or inspect.isawaitable(score):
                 score = await score
         except Exception as exc:
-            return self._failed(index, exc)
-        return ExampleResult(index, example, prediction, score)
+            return self._failed(index, exc, time.perf_counter() - started)
+        return self._ok(index, prediction, score, time.perf_counter() - started)
 
     def _run_one(self, program: Any, index: int) -> ExampleResult:
         example = self.examples[index]
+        started = time.perf_counter()
         try:
             prediction = program(**self.inputs[index])
             score = self.metric(example, prediction)
             if inspect.isawaitable(score):
                 score = _await_in_thread(score)
         except Exception as exc:
-            return self._failed(index, exc)
-        return ExampleResult(index, example, prediction, score)
+            return self._failed(index, exc, time.perf_counter() - started)
+        return self._ok(index, prediction, score, time.perf_counter() - started)
 
-    def _failed(self, index: int, exc: Exception) -> ExampleResult:
+    def _ok(self, index: int, prediction: Any, score: Any, latency: float) -> ExampleResult:
+        example_id = self.ids[index] if self.ids is not None else None
+        example = self.examples[index]
+        return ExampleResult(index, example, prediction, score, None, latency, example_id)
+
+    def _failed(self, index: int, exc: Exception, latency: float) -> ExampleResult:
         error = ErrorInfo.from_exception(exc, with_traceback=self.provide_traceback)
+        kind = "infrastructure error" if error.infra else "Error"
         if self.provide_traceback:
             logger.error(
-                "Error for example %d of the devset: %s\nwith inputs: %s\n%s",
+                "%s for example %d of the devset: %s\nwith inputs: %s\n%s",
+                kind,
                 index,
                 error.describe(),
                 self.inputs[index],
@@ -368,29 +507,107 @@ class _Run:
             )
         else:
             logger.error(
-                "Error for example %d of the devset: %s. Set provide_traceback=True to see the "
+                "%s for example %d of the devset: %s. Set provide_traceback=True to see the "
                 "stack trace.",
+                kind,
                 index,
                 error.describe(),
             )
         self.last_exception = exc
-        return ExampleResult(index, self.examples[index], FailedPrediction(error), 0.0, error)
+        example_id = self.ids[index] if self.ids is not None else None
+        return ExampleResult(
+            index,
+            self.examples[index],
+            FailedPrediction(error),
+            0.0,
+            error,
+            latency,
+            example_id,
+        )
+
+    def _tally(self, row: ExampleResult, sign: int) -> None:
+        self.finished += sign
+        self.ncorrect += row.score if sign > 0 else -row.score
+        if row.error is not None:
+            if row.error.infra:
+                self.infra_errors += sign
+            else:
+                self.program_errors += sign
 
     def _on_result(self, index: int, row: ExampleResult) -> bool:
+        previous = self.rows[index]
+        if previous is not None:  # a retried infrastructure failure
+            self._tally(previous, -1)
         self.rows[index] = row
-        self.finished += 1
-        self.ncorrect += row.score
+        self._tally(row, +1)
         if row.error is not None:
             self.errors += 1
+        if self.writer is not None:
+            self.writer.write(_record(row))
         bar = self.bar
         if bar is not None:
-            bar.set_description(
-                f"Average Metric: {format_number(self.ncorrect)} / {self.finished} "
-                f"({percent(self.ncorrect, self.finished)}%)",
-                refresh=False,
-            )
-            bar.update()
+            self._show(bar, advance=previous is None)
         return self.max_errors is None or self.errors < self.max_errors
+
+    def _show(self, bar: Any, *, advance: bool) -> None:
+        bar.set_description(
+            f"Average Metric: {format_number(self.ncorrect)} / {self.finished} "
+            f"({percent(self.ncorrect, self.finished)}%)",
+            refresh=False,
+        )
+        answered = self.finished - self.infra_errors
+        bar.set_postfix_str(
+            f"answered {answered}, program errors {self.program_errors}, "
+            f"infra errors {self.infra_errors}, score over answered "
+            f"{percent(self.ncorrect, answered)}%",
+            refresh=False,
+        )
+        if advance:
+            bar.update()
+        else:
+            bar.refresh()
+
+
+def _record(row: ExampleResult) -> dict[str, Any]:
+    """A results-file line for ``row`` (see :mod:`tgispy.evaluate._records`)."""
+    return {
+        "id": row.example_id,
+        "index": row.index,
+        "status": row.status,
+        "example": jsonable(row.example),
+        "prediction": None if row.error is not None else jsonable(row.prediction),
+        "score": jsonable(row.score),
+        "error": None if row.error is None else row.error.as_dict(),
+        "latency_s": None if row.latency_s is None else round(row.latency_s, 6),
+        # Per-example token usage needs the LM to report each call to the example that made it;
+        # until it does, the field is there (null) so files keep one shape.
+        "usage": None,
+    }
+
+
+def row_from_record(
+    record: Mapping[str, Any], index: int, example: Any, example_id: str
+) -> ExampleResult:
+    """The row a results-file line stands for (the example itself comes from the devset)."""
+    error_data = record.get("error")
+    latency = record.get("latency_s")
+    latency_s = float(latency) if isinstance(latency, int | float) else None
+    if isinstance(error_data, Mapping):
+        error = ErrorInfo.from_dict(error_data)
+        return ExampleResult(
+            index,
+            example,
+            FailedPrediction(error),
+            record.get("score", 0.0),
+            error,
+            latency_s,
+            example_id,
+        )
+    fields = record.get("prediction")
+    prediction = Prediction(**fields) if isinstance(fields, Mapping) else fields
+    return ExampleResult(
+        index, example, prediction, record.get("score"), None, latency_s, example_id
+    )
 
 
 def _await_in_thread(awaitable: Any) -> Any:
@@ -403,14 +620,16 @@ def _await_in_thread(awaitable: Any) -> Any:
 
 
 @contextlib.contextmanager
-def _progress_bar(total: int, enabled: bool) -> Iterator[Any]:
+def _progress_bar(total: int, initial: int, enabled: bool) -> Iterator[Any]:
+    """One bar: ``Average Metric: k / n (p%)``, done / total, elapsed < ETA, rate, and the
+    answered / program errors / infra errors counts with the score over answered examples."""
     if not enabled:
         yield None
         return
     import tqdm
     from tqdm.contrib.logging import logging_redirect_tqdm
 
-    bar = tqdm.tqdm(total=total, dynamic_ncols=True)
+    bar = tqdm.tqdm(total=total, initial=initial, dynamic_ncols=True, unit="ex")
     try:
         with logging_redirect_tqdm():
             yield bar

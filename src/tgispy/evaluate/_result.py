@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from tgispy.errors import TgispyError
+from tgispy.evaluate._outcome import INFRA, PROGRAM, error_kind
 from tgispy.primitives import Example, Prediction
 
 __all__ = [
@@ -36,6 +37,9 @@ class ErrorInfo:
         replica: the TGI replica that produced it, when known (``TGIError.replica``).
         status: the HTTP status, when there was a response.
         traceback: the formatted traceback, when ``provide_traceback=True``.
+        kind: ``"program"`` (the program or its input failed: scored 0, as in DSPy 2.4) or
+            ``"infra"`` (no replica answered, a timeout, 5xx after retries: says nothing about
+            the program; see :func:`tgispy.evaluate.error_kind`).
 
     Example:
         >>> ErrorInfo.from_exception(ValueError("bad")).describe()
@@ -47,6 +51,12 @@ class ErrorInfo:
     replica: str | None = None
     status: int | None = None
     traceback: str | None = None
+    kind: str = PROGRAM
+
+    @property
+    def infra(self) -> bool:
+        """Whether this is an infrastructure failure rather than the program's."""
+        return self.kind == INFRA
 
     @classmethod
     def from_exception(cls, exc: BaseException, *, with_traceback: bool = False) -> ErrorInfo:
@@ -65,6 +75,19 @@ class ErrorInfo:
             replica=replica if isinstance(replica, str) else None,
             status=status if isinstance(status, int) else None,
             traceback=tb,
+            kind=error_kind(exc),
+        )
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ErrorInfo:
+        """The inverse of :meth:`as_dict` (a results file's ``error`` field)."""
+        replica, status = data.get("replica"), data.get("status")
+        return cls(
+            type=str(data.get("type", "Exception")),
+            message=str(data.get("message", "")),
+            replica=replica if isinstance(replica, str) else None,
+            status=status if isinstance(status, int) else None,
+            kind=INFRA if data.get("kind") == INFRA else PROGRAM,
         )
 
     def describe(self) -> str:
@@ -85,6 +108,7 @@ class ErrorInfo:
             "message": self.message,
             "replica": self.replica,
             "status": self.status,
+            "kind": self.kind,
         }
 
 
@@ -128,6 +152,8 @@ class ExampleResult:
         prediction: the program's output, or a :class:`FailedPrediction`.
         score: the metric's value (``0.0`` for a failure).
         error: the failure, or ``None``.
+        latency_s: seconds the program and metric took, when measured.
+        example_id: the example's stable id in a results file, when there is one.
     """
 
     index: int
@@ -135,6 +161,15 @@ class ExampleResult:
     prediction: Any
     score: Any
     error: ErrorInfo | None = None
+    latency_s: float | None = None
+    example_id: str | None = None
+
+    @property
+    def status(self) -> str:
+        """``"ok"``, ``"program_error"`` or ``"infra_error"``."""
+        if self.error is None:
+            return "ok"
+        return "infra_error" if self.error.infra else "program_error"
 
 
 def _fields(obj: Any) -> Mapping[str, Any]:
@@ -171,6 +206,7 @@ class EvaluationResult:
         elapsed_s: wall time of the run.
         stopped: ``None`` (ran to the end), ``"interrupted"`` (Ctrl-C / cancelled) or
             ``"max_errors"``.
+        resumed: how many of the rows came from a resumed results file.
 
     Example:
         >>> r = EvaluationResult([ExampleResult(0, {"q": "x"}, {"a": "y"}, True)], 1, "m", 0.1)
@@ -183,6 +219,7 @@ class EvaluationResult:
     metric_name: str
     elapsed_s: float
     stopped: str | None = None
+    resumed: int = 0
     failures: list[ErrorInfo] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -213,16 +250,53 @@ class EvaluationResult:
         return [row.score for row in self.rows]
 
     @property
+    def program_errors(self) -> int:
+        """Examples that failed because of the program or its input (scored 0, as in DSPy 2.4)."""
+        return sum(1 for f in self.failures if not f.infra)
+
+    @property
+    def infra_errors(self) -> int:
+        """Examples that failed because no replica answered (timeouts, 5xx after retries)."""
+        return sum(1 for f in self.failures if f.infra)
+
+    @property
+    def answered(self) -> int:
+        """Finished examples the fleet answered: every finished one but the infra failures."""
+        return self.finished - self.infra_errors
+
+    @property
+    def answered_score(self) -> float:
+        """The average score over :attr:`answered` examples, in percent (2 decimals).
+
+        DSPy 2.4's :attr:`score` counts infrastructure failures as wrong answers; this one
+        leaves them out, so an outage of part of the fleet does not look like a worse program.
+        """
+        if not self.answered:
+            return 0.0
+        return round(100 * float(self.ncorrect) / self.answered, 2)
+
+    @property
     def outputs(self) -> list[tuple[Any, Any, Any]]:
         """``(example, prediction, score)`` per finished example (DSPy's ``return_outputs``)."""
         return [(row.example, row.prediction, row.score) for row in self.rows]
 
     def summary(self) -> str:
-        """``"Average Metric: k / n (p%)"`` over the finished examples, plus failures."""
+        """``"Average Metric: k / n (p%)"`` over the finished examples, plus failures.
+
+        Program errors read ``"; 2 failed"``; infrastructure errors are named apart, with the
+        score over the answered examples beside them:
+        ``"; 3 infra errors (no answer from the fleet): 6 / 7 answered (85.7%)"``.
+        """
         text = f"Average Metric: {format_number(self.ncorrect)} / {self.finished} "
         text += f"({percent(self.ncorrect, self.finished)}%)"
-        if self.failures:
-            text += f"; {len(self.failures)} failed"
+        if self.program_errors:
+            text += f"; {self.program_errors} failed"
+        if self.infra_errors:
+            text += (
+                f"; {self.infra_errors} infra errors (no answer from the fleet): "
+                f"{format_number(self.ncorrect)} / {self.answered} answered "
+                f"({percent(self.ncorrect, self.answered)}%)"
+            )
         if self.finished < self.total:
             text += f"; {self.total - self.finished} of {self.total} not run"
         return text

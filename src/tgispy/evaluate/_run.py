@@ -11,6 +11,10 @@ not run). It defines:
 
 Each line of the dataset is a JSON object; its input keys are ``inputs`` (argument, else the
 program file's, else the keys that are input fields of the program's predictors).
+
+Long runs: ``output`` is a results file written as examples finish (see
+:mod:`tgispy.evaluate._records`), ``resume`` continues it after a crash, ``shard="I/N"`` runs
+every N-th example starting at I, and :func:`merge_results` reports over the shards' files.
 """
 
 from __future__ import annotations
@@ -25,11 +29,12 @@ from typing import Any, TextIO
 
 from tgispy._settings import context
 from tgispy.errors import ConfigError
-from tgispy.evaluate._evaluate import Evaluate
-from tgispy.evaluate._result import EvaluationError, EvaluationResult
+from tgispy.evaluate._evaluate import Evaluate, row_from_record
+from tgispy.evaluate._records import parse_shard, read_results, shard_indices
+from tgispy.evaluate._result import EvaluationError, EvaluationResult, ExampleResult
 from tgispy.primitives import Example, Module
 
-__all__ = ["completed", "run_program"]
+__all__ = ["completed", "merge_results", "run_program"]
 
 logger = logging.getLogger(__name__)
 
@@ -57,6 +62,10 @@ def run_program(
     max_tokens: int | None = None,
     limit: int | None = None,
     output: str | None = None,
+    resume: bool = False,
+    id_field: str | None = None,
+    shard: str | None = None,
+    retry_infra_failures: int = 0,
     cache: bool = True,
     display_progress: bool = True,
     display_table: int = 0,
@@ -79,7 +88,13 @@ def run_program(
         max_errors: stop after this many failed examples (``None``: never).
         max_tokens: ``max_tokens`` for the TGI client.
         limit: run only the first ``limit`` lines.
-        output: write one JSON line per example here (inputs, prediction, score, error).
+        output: a results file: one JSON line per example (id, inputs, prediction, score,
+            error with its kind, replica and status, latency), appended as each finishes.
+        resume: continue ``output``: skip the examples it holds, run again those that failed
+            for infrastructure reasons.
+        id_field: the data field that identifies an example (default: a hash of its inputs).
+        shard: ``"I/N"``: run only every N-th example, starting at the I-th (0-based).
+        retry_infra_failures: rounds of re-running infrastructure failures at the end.
         cache: whether the TGI client uses its cache.
         display_progress: show a progress bar (on stderr).
         display_table: print a results table of the first N examples.
@@ -103,6 +118,15 @@ def run_program(
         metric_fn = _metric(metric, namespace)
         input_keys = _input_keys(inputs, namespace, program)
         devset = _load_dataset(data_path, input_keys, _predictor_inputs(program), limit)
+        info: dict[str, Any] = {"data": str(data_path)}
+        if shard is not None:
+            where = parse_shard(shard)
+            devset = [devset[i] for i in shard_indices(len(devset), where)]
+            if not devset:
+                raise ConfigError(f"shard {shard} of {data_path} has no examples")
+            info["shard"] = list(where)
+        if resume and output is None:
+            raise ConfigError("--resume continues a results file: pass --output RESULTS.jsonl")
         settings: dict[str, Any] = {}
         if lm_url:
             settings["lm"] = _tgi_client(lm_url, model, max_tokens, cache)
@@ -113,6 +137,11 @@ def run_program(
             display_progress=display_progress,
             display_table=display_table or False,
             max_errors=max_errors,
+            results=output,
+            resume=resume,
+            id_field=id_field,
+            retry_infra_failures=retry_infra_failures,
+            results_info=info,
         )
     except ConfigError as exc:
         print(f"tgispy run: {exc}", file=err)
@@ -132,12 +161,75 @@ def run_program(
         print(f"tgispy run: {exc}", file=err)
         return EXIT_USAGE
     result = evaluate.last_result
-    if result is None:  # pragma: no cover - Evaluate always records one
+    if result is None:  # Evaluate refused its arguments (e.g. the results file)
         return status
+    _print_summary(result, "completed" if metric_fn is completed else result.metric_name, out)
     if output is not None:
-        _write_outputs(result, output)
-    _print_summary(result, metric_fn, out)
+        print(f"results: {output}", file=out)
     return status
+
+
+def merge_results(
+    paths: Sequence[str], *, stdout: TextIO | None = None, stderr: TextIO | None = None
+) -> int:
+    """Report over the results files of a sharded run (``tgispy run merge RESULTS-*.jsonl``).
+
+    Rows are put back in data order (a shard ``I/N`` file's ``k``-th example is line
+    ``k * N + I``) and the report is the one a single run over all the data prints.
+
+    Returns:
+        0, or 2 when a file is missing or is not a results file.
+
+    Example:
+        >>> merge_results(["r-0.jsonl", "r-1.jsonl"])  # doctest: +SKIP
+        Average Metric: 3 / 4 (75.0%)
+        0
+    """
+    out = stdout if stdout is not None else sys.stdout
+    err = stderr if stderr is not None else sys.stderr
+    rows: dict[str, ExampleResult] = {}
+    total = 0
+    metrics: set[str] = set()
+    try:
+        if not paths:
+            raise ConfigError("name the results files to merge: tgispy run merge RESULTS-*.jsonl")
+        for path in paths:
+            if not Path(path).is_file():
+                raise ConfigError(f"results file {path!r} not found")
+            found = read_results(path)
+            header = found.header
+            if not header:
+                raise ConfigError(f"{path} has no tgispy results header; is it a results file?")
+            shard = header.get("shard") or [0, 1]
+            first, step = int(shard[0]), int(shard[1])
+            total += int(header.get("total", len(found.records)))
+            if isinstance(header.get("metric"), str):
+                metrics.add(header["metric"])
+            for example_id, record in found.records.items():
+                index = int(record.get("index", 0)) * step + first
+                example = record.get("example")
+                rows[example_id] = row_from_record(record, index, example, example_id)
+    except (ConfigError, ValueError, TypeError) as exc:
+        print(f"tgispy run merge: {exc}", file=err)
+        return EXIT_USAGE
+    if len(metrics) > 1:
+        print(
+            f"tgispy run merge: the files were scored with different metrics: {metrics}", file=err
+        )
+        return EXIT_USAGE
+    ordered = sorted(rows.values(), key=lambda row: row.index)
+    name = metrics.pop() if metrics else "score"
+    result = EvaluationResult(
+        rows=ordered, total=max(total, len(ordered)), metric_name=name, elapsed_s=0.0
+    )
+    print(result.summary(), file=out)
+    print(
+        f"score ({name}): {result.score} over {result.finished} examples from {len(paths)} files",
+        file=out,
+    )
+    if result.infra_errors:
+        print(_infra_line(result), file=out)
+    return EXIT_OK
 
 
 def _load_program_file(path: str) -> dict[str, Any]:
@@ -267,37 +359,24 @@ def _tgi_client(urls: list[str], model: str, max_tokens: int | None, cache: bool
     return HFClientTGI(model=model, port=None, url=list(urls), cache=cache, **kwargs)
 
 
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, Example):
-        return {k: _jsonable(v) for k, v in value.items()}
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, str | int | float | bool) or value is None:
-        return value
-    return str(value)
-
-
-def _write_outputs(result: EvaluationResult, path: str) -> None:
-    with Path(path).open("w", encoding="utf-8") as f:
-        for row in result.rows:
-            record = {
-                "index": row.index,
-                "example": _jsonable(row.example),
-                "prediction": None if row.error is not None else _jsonable(row.prediction),
-                "score": _jsonable(row.score),
-                "error": None if row.error is None else row.error.as_dict(),
-            }
-            f.write(json.dumps(record, ensure_ascii=False) + "\n")
-
-
-def _print_summary(result: EvaluationResult, metric: Callable[..., Any], out: TextIO) -> None:
-    rate = result.finished / result.elapsed_s if result.elapsed_s > 0 else 0.0
+def _print_summary(result: EvaluationResult, name: str, out: TextIO) -> None:
+    ran = result.finished - result.resumed
+    rate = ran / result.elapsed_s if result.elapsed_s > 0 else 0.0
     print(result.summary(), file=out)
-    name = "completed" if metric is completed else result.metric_name
     print(
         f"score ({name}): {result.score} over {result.finished} examples in "
         f"{result.elapsed_s:.1f} s ({rate:.1f} examples/s)",
         file=out,
+    )
+    if result.resumed:
+        print(f"resumed: {result.resumed} examples came from the results file", file=out)
+    if result.infra_errors:
+        print(_infra_line(result), file=out)
+
+
+def _infra_line(result: EvaluationResult) -> str:
+    return (
+        f"infra errors: {result.infra_errors} examples got no answer from the fleet (not wrong "
+        f"answers; --resume or --retry-infra-failures runs them again); score over the "
+        f"{result.answered} answered: {result.answered_score}"
     )
