@@ -1,49 +1,132 @@
-"""The ``tgispy`` command line: ``demo``, ``serve``, ``run`` and ``bench``."""
+"""The ``tgispy`` command line: ``demo``, ``serve``, ``run`` (and ``run merge``) and ``bench``.
+
+One parser library, :mod:`argparse` from the standard library: ``tgispy serve`` already owns an
+argparse parser (the server's, shared with ``python -m tgispy.server``), so the whole CLI uses
+the same one and ``pip install tgispy`` pulls no CLI framework. ``serve`` and ``bench`` forward
+their arguments untouched to their own parsers.
+
+Example:
+    >>> main(["run", "qa.py", "dev.jsonl", "--lm-url", "http://127.0.0.1:8080"])  # doctest: +SKIP
+    Average Metric: 2 / 3 (66.7%)
+    0
+"""
 
 from __future__ import annotations
 
+import argparse
 import sys
-from typing import Annotated
+from collections.abc import Sequence
 
-try:
-    import typer
-except ImportError as exc:  # pragma: no cover - typer is a core dependency
-    raise ImportError("the tgispy CLI needs typer: pip install typer") from exc
-
-app = typer.Typer(
-    name="tgispy",
-    help="DSPy-style LM programs over text-generation-inference servers.",
-    no_args_is_help=True,
-    add_completion=False,
-)
+__all__ = ["build_parser", "main"]
 
 SEED_QUESTION = "What is the capital of Paris?"
 
-
-@app.command(
-    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
-    help="Run the embedded TGI-compatible server (see `tgispy serve --help`).",
-    add_help_option=False,
-)
-def serve(ctx: typer.Context) -> None:
-    """Forward to the server's own argument parser so both stay in one place."""
-    from tgispy.server import main as server_main
-
-    raise typer.Exit(server_main(list(ctx.args)))
+#: commands whose arguments go, untouched, to a parser of their own
+_FORWARDED = {
+    "serve": "Run the embedded TGI-compatible server (see `tgispy serve --help`).",
+    "bench": "Run every benchmark against its anchors (--quick: under 5 minutes); see bench/.",
+}
 
 
-@app.command()
-def demo(
-    backend: Annotated[str, typer.Option(help="llama (real SmolLM2 model) or sim")] = "llama",
-    question: Annotated[str, typer.Option(help="the question to ask")] = SEED_QUESTION,
-) -> None:
-    """Start the embedded server, run the seed page's example against it, and stop it."""
+def build_parser() -> argparse.ArgumentParser:
+    """The ``tgispy`` parser (``serve`` and ``bench`` forward to their own parsers)."""
+    parser = argparse.ArgumentParser(
+        prog="tgispy",
+        description="DSPy-style LM programs over text-generation-inference servers.",
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, help_text in _FORWARDED.items():
+        commands.add_parser(name, help=help_text, add_help=False)
+
+    demo = commands.add_parser(
+        "demo",
+        help="Start the embedded server, run the seed page's example against it, stop it.",
+        description="Start the embedded server, run the seed page's example against it, and "
+        "stop it.",
+    )
+    demo.add_argument("--backend", default="llama", help="llama (real SmolLM2 model) or sim")
+    demo.add_argument("--question", default=SEED_QUESTION, help="the question to ask")
+
+    run = commands.add_parser(
+        "run",
+        help="Run a program file over a JSONL dataset, scoring it; `run merge` joins shards.",
+        description="Run a program file over a JSONL dataset, scoring it when a metric is "
+        "given. `tgispy run merge RESULTS-*.jsonl` reports over the results files of shards.",
+    )
+    _add_run_arguments(run)
+    return parser
+
+
+def _add_run_arguments(run: argparse.ArgumentParser) -> None:
+    run.add_argument("program", help="a .py file defining `program` (or build_program)")
+    run.add_argument("data", help="a JSONL file, one example per line")
+    run.add_argument(
+        "--lm-url",
+        action="append",
+        metavar="URL",
+        help="TGI base URL; repeat for replicas (default: the program's LM)",
+    )
+    run.add_argument("--model", default="tgi", help="model id for history and cache keys")
+    run.add_argument("--metric", help="NAME (e.g. answer_exact_match), mod:fn or file.py:fn")
+    run.add_argument("--inputs", help="comma-separated input field names (default: program's)")
+    run.add_argument("--num-threads", type=int, default=16, help="examples in flight")
+    run.add_argument("--max-errors", type=int, help="stop after this many failures")
+    run.add_argument("--max-tokens", type=int, help="max new tokens per call")
+    run.add_argument("--limit", type=int, help="run only the first N examples")
+    run.add_argument(
+        "--output",
+        metavar="RESULTS.jsonl",
+        help="results file: one JSON line per example, appended as each finishes",
+    )
+    run.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue --output: skip the examples it holds, rerun infrastructure failures",
+    )
+    run.add_argument(
+        "--id-field", help="the data field that identifies an example (default: inputs hash)"
+    )
+    run.add_argument(
+        "--shard", metavar="I/N", help="run every N-th example starting at the I-th (0-based)"
+    )
+    run.add_argument(
+        "--retry-infra-failures",
+        type=int,
+        default=0,
+        metavar="N",
+        help="rounds of rerunning examples no replica answered, at the end",
+    )
+    run.add_argument(
+        "--cache", action=argparse.BooleanOptionalAction, default=True, help="use the LM cache"
+    )
+    run.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="show a progress bar",
+    )
+    run.add_argument(
+        "--table", type=int, default=0, metavar="N", help="print a table of the first N results"
+    )
+
+
+def _merge_parser() -> argparse.ArgumentParser:
+    merge = argparse.ArgumentParser(
+        prog="tgispy run merge",
+        description="Report over the results files of a sharded run, as one run over all the "
+        "data would.",
+    )
+    merge.add_argument("results", nargs="+", metavar="RESULTS.jsonl")
+    return merge
+
+
+def _demo(backend: str, question: str) -> int:
     import tgispy as dspy
     from tgispy.server import start_server
 
-    typer.echo(f"starting the embedded TGI server (backend={backend}) ...")
+    print(f"starting the embedded TGI server (backend={backend}) ...")
     with start_server(["--backend", backend]) as server:
-        typer.echo(f"server ready at {server.url}")
+        print(f"server ready at {server.url}")
         tgi = dspy.HFClientTGI(
             model="HuggingFaceTB/SmolLM2-135M-Instruct",
             port=server.port,
@@ -55,105 +138,88 @@ def demo(
         # The seed page's ChainOfThought example.
         qa = dspy.ChainOfThought("question -> answer")
         response = qa(question=question)
-        typer.echo("\n== ChainOfThought('question -> answer') ==")
-        typer.echo(f"answer: {response.answer}")
+        print("\n== ChainOfThought('question -> answer') ==")
+        print(f"answer: {response.answer}")
 
-        typer.echo("\n== tgi._generate(prompt=...) ==")
-        typer.echo(repr(tgi._generate(prompt=question)))
+        print("\n== tgi._generate(prompt=...) ==")
+        print(repr(tgi._generate(prompt=question)))
 
-        typer.echo("\n== inspect_history(n=1) ==")
+        print("\n== inspect_history(n=1) ==")
         dspy.inspect_history(n=1)
-        typer.echo(f"replica stats: {tgi.stats()}")
-    typer.echo("server stopped.")
+        print(f"replica stats: {tgi.stats()}")
+    print("server stopped.")
+    return 0
 
 
-@app.command()
-def run(  # noqa: PLR0917 - typer maps parameters to CLI arguments
-    program: Annotated[
-        str, typer.Argument(help="a .py file defining `program` (or build_program)")
-    ],
-    data: Annotated[str, typer.Argument(help="a JSONL file, one example per line")],
-    lm_url: Annotated[
-        list[str] | None,
-        typer.Option("--lm-url", help="TGI base URL; repeat for replicas (default: the program's)"),
-    ] = None,
-    model: Annotated[str, typer.Option(help="model id for history and cache keys")] = "tgi",
-    metric: Annotated[
-        str | None, typer.Option(help="NAME (e.g. answer_exact_match), mod:fn or file.py:fn")
-    ] = None,
-    inputs: Annotated[
-        str | None, typer.Option(help="comma-separated input field names (default: program's)")
-    ] = None,
-    num_threads: Annotated[int, typer.Option(help="examples in flight")] = 16,
-    max_errors: Annotated[int | None, typer.Option(help="stop after this many failures")] = None,
-    max_tokens: Annotated[int | None, typer.Option(help="max new tokens per call")] = None,
-    limit: Annotated[int | None, typer.Option(help="run only the first N examples")] = None,
-    output: Annotated[str | None, typer.Option(help="write predictions to this JSONL")] = None,
-    cache: Annotated[bool, typer.Option(help="use the LM cache")] = True,
-    progress: Annotated[bool, typer.Option(help="show a progress bar")] = True,
-    table: Annotated[int, typer.Option(help="print a table of the first N results")] = 0,
-) -> None:
-    """Run a program file over a JSONL dataset, scoring it when a metric is given."""
+def _run(args: argparse.Namespace) -> int:
     from tgispy.evaluate._run import run_program
 
-    raise typer.Exit(
-        run_program(
-            program,
-            data,
-            lm_url=lm_url,
-            model=model,
-            metric=metric,
-            inputs=[i.strip() for i in inputs.split(",")] if inputs else None,
-            num_threads=num_threads,
-            max_errors=max_errors,
-            max_tokens=max_tokens,
-            limit=limit,
-            output=output,
-            cache=cache,
-            display_progress=progress,
-            display_table=table,
-        )
+    return run_program(
+        args.program,
+        args.data,
+        lm_url=args.lm_url,
+        model=args.model,
+        metric=args.metric,
+        inputs=[i.strip() for i in args.inputs.split(",")] if args.inputs else None,
+        num_threads=args.num_threads,
+        max_errors=args.max_errors,
+        max_tokens=args.max_tokens,
+        limit=args.limit,
+        output=args.output,
+        resume=args.resume,
+        id_field=args.id_field,
+        shard=args.shard,
+        retry_infra_failures=args.retry_infra_failures,
+        cache=args.cache,
+        display_progress=args.progress,
+        display_table=args.table,
     )
 
 
-@app.command(
-    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
-    help="Run every benchmark against its anchors (--quick: under 5 minutes); see bench/.",
-    add_help_option=False,
-)
-def bench(ctx: typer.Context) -> None:
+def _bench(args: Sequence[str]) -> int:
     """Run ``bench/run_all.py`` of a source checkout, forwarding the arguments."""
     import subprocess
     from pathlib import Path
 
     script = Path(__file__).resolve().parents[2] / "bench" / "run_all.py"
     if not script.exists():
-        typer.echo(
+        print(
             "tgispy bench runs from a source checkout (it needs bench/ and Debian's nginx); "
             "clone the repository and run `make bench` there.",
-            err=True,
+            file=sys.stderr,
         )
-        raise typer.Exit(2)
-    raise typer.Exit(subprocess.call([sys.executable, str(script), *ctx.args]))
+        return 2
+    return subprocess.call([sys.executable, str(script), *args])
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Entry point of the ``tgispy`` script."""
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``tgispy`` script; returns the exit status.
+
+    Example:
+        >>> main(["serve", "--backend", "sim", "--port", "8080"])  # doctest: +SKIP
+    """
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args and args[0] == "serve":
+        from tgispy.server import main as server_main
+
+        return server_main(args[1:])
+    if args and args[0] == "bench":
+        return _bench(args[1:])
     try:
-        # Without standalone mode click returns a command's exit code instead of exiting.
-        rc = app(args=argv if argv is not None else sys.argv[1:], standalone_mode=False)
-        return rc if isinstance(rc, int) else 0
-    except typer.Exit as exc:
-        return int(exc.exit_code or 0)
-    except SystemExit as exc:  # raised by click for --help and usage errors
-        return int(exc.code or 0) if isinstance(exc.code, int) else 1
-    except Exception as exc:
-        import click
+        if args[:2] == ["run", "merge"]:
+            from tgispy.evaluate._run import merge_results
 
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            return int(exc.exit_code)
-        raise
+            merge = _merge_parser().parse_args(args[2:])
+            return merge_results(merge.results)
+        parsed = build_parser().parse_args(args)
+    except SystemExit as exc:  # --help exits 0, usage errors 2
+        return exc.code if isinstance(exc.code, int) else 2
+    if parsed.command == "demo":
+        return _demo(parsed.backend, parsed.question)
+    if parsed.command == "run":
+        return _run(parsed)
+    build_parser().print_help()
+    return 2
 
 
 if __name__ == "__main__":

@@ -18,8 +18,26 @@ def run(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
 def test_help_lists_every_command() -> None:
     out = run("--help")
     assert out.returncode == 0
-    commands = {line.split()[1] for line in out.stdout.splitlines() if line.startswith("│ ")}
+    commands = {line.split()[0] for line in out.stdout.splitlines() if line.startswith("    ")}
     assert {"demo", "serve", "run", "bench"} <= commands
+
+
+def test_the_cli_uses_argparse_only() -> None:
+    # One parser library (the server's argparse); no CLI framework is imported.
+    code = (
+        "import sys, tgispy.cli; tgispy.cli.main(['run', '--help']) if False else None; "
+        "print(sorted(m for m in ('typer', 'click', 'rich') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_usage_errors_exit_2_with_argparse_messages() -> None:
+    out = run("run", "only-one-argument.py")
+    assert out.returncode == 2
+    assert "the following arguments are required: data" in out.stderr
+    out = run("run", "merge")
+    assert out.returncode == 2 and "RESULTS.jsonl" in out.stderr
 
 
 def test_demo_runs_the_seed_example_and_stops_the_server() -> None:
@@ -86,4 +104,6 @@ def test_run_scores_a_program_file_over_jsonl(tmp_path: Path) -> None:
         )
     assert out.returncode == 0, out.stderr
     assert "3 / 4" in out.stdout + out.stderr  # three Paris answers right, Rome wrong
-    assert len(out_file.read_text().splitlines()) == 4
+    lines = out_file.read_text().splitlines()
+    assert len(lines) == 5  # a header, then one line per example
+    assert '"tgispy_results": 1' in lines[0]
