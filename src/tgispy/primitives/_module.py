@@ -238,6 +238,19 @@ class Module(BaseModule, metaclass=ProgramMeta):
             return next(iter(lms.values()))
         raise ValueError("Multiple LMs are being used in the module.")
 
+    def activate_assertions(self, handler: Any = None, **handler_args: Any) -> Module:
+        """Handle ``Assert`` / ``Suggest`` failures (default: backtracking with feedback).
+
+        Args:
+            handler: an assertion handler (default
+                :func:`~tgispy.primitives.assertions.backtrack_handler`).
+            **handler_args: passed to the handler, e.g. ``max_backtracks=3``.
+        """
+        from tgispy.primitives._assertions import assert_transform_module, backtrack_handler
+
+        assert_transform_module(self, handler or backtrack_handler, **handler_args)
+        return self
+
     def map_named_predictors(self, func: Callable[[Any], Any]) -> Module:
         """Replace every predictor ``p`` by ``func(p)``."""
         for name, predictor in self.named_predictors():

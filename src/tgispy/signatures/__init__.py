@@ -44,3 +44,15 @@ _publish(__name__, globals(), __all__)
 
 def __dir__() -> list[str]:
     return sorted(__all__)
+
+
+# DSPy 2.4's module paths (``dspy.signatures.<name>``), loaded on first attribute access.
+_PATH_MODULES = frozenset({"field", "signature"})
+
+
+def __getattr__(name: str) -> object:
+    if name in _PATH_MODULES:
+        import importlib
+
+        return importlib.import_module(f"{__name__}.{name}")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

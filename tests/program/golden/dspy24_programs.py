@@ -1,0 +1,194 @@
+"""Named programs run with DSPy 2.4.17 (the oracle) and with tgispy: same prompts, same results.
+
+Each scenario is a function ``scenario(dspy, DummyLM) -> result`` written against the API both
+libraries share; :func:`record` runs one and returns every prompt sent to the LM, the generation
+parameters of each request, and the JSON-ready result (or the error's class and message).
+
+Recording (outside the test suite, in a virtualenv with ``pip install dspy-ai==2.4.17``)::
+
+    python tests/program/golden/dspy24_programs.py > tests/program/golden/dspy24_programs.json
+
+The test suite replays every recorded scenario with tgispy (``test_programs_dspy24.py``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.metadata
+import io
+import json
+from collections.abc import Callable
+from typing import Any
+
+Scenario = Callable[[Any, Any], Any]
+SCENARIOS: dict[str, Scenario] = {}
+
+
+def scenario(fn: Scenario) -> Scenario:
+    SCENARIOS[fn.__name__] = fn
+    return fn
+
+
+def _pred(pred: Any) -> Any:
+    return None if pred is None else dict(pred.items())
+
+
+# ---- assertions -----------------------------------------------------------------------------
+
+
+def _qa_program(dspy: Any, check: Callable[[Any, Any], None], cot: bool = True) -> Any:
+    class QA(dspy.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            make = dspy.ChainOfThought if cot else dspy.Predict
+            self.generate_answer = make("question -> answer")
+
+        def forward(self, question: str) -> Any:
+            pred = self.generate_answer(question=question)
+            check(dspy, pred)
+            return pred
+
+    return QA()
+
+
+def _one_word(dspy: Any, pred: Any) -> None:
+    dspy.Suggest(len(pred.answer.split()) < 2, "Answer in one word.")
+
+
+@scenario
+def suggest_then_pass(dspy: Any, dummy_lm: Any) -> Any:
+    dspy.settings.configure(
+        lm=dummy_lm(["think\nAnswer: Paris, the city", "think more\nAnswer: Paris"])
+    )
+    program = _qa_program(dspy, _one_word).activate_assertions()
+    return _pred(program(question="Capital of France?"))
+
+
+@scenario
+def suggest_always_fails_predict(dspy: Any, dummy_lm: Any) -> Any:
+    dspy.settings.configure(lm=dummy_lm(["two words", "still two", "again two", "four"]))
+    program = _qa_program(dspy, _one_word, cot=False).activate_assertions()
+    return _pred(program(question="Capital of France?"))
+
+
+@scenario
+def assert_fails_raises(dspy: Any, dummy_lm: Any) -> Any:
+    def check(dspy: Any, pred: Any) -> None:
+        dspy.Assert(pred.answer.startswith("P"), "The answer must start with P.\nTry again.")
+
+    dspy.settings.configure(lm=dummy_lm(["r\nAnswer: Rome", "r2\nAnswer: Lyon", "r3\nAnswer: X"]))
+    program = _qa_program(dspy, check).activate_assertions()
+    return _pred(program(question="Capital of France?"))
+
+
+@scenario
+def two_feedback_messages(dspy: Any, dummy_lm: Any) -> Any:
+    def check(dspy: Any, pred: Any) -> None:
+        dspy.Suggest(len(pred.answer) < 12, "Be short.")
+        dspy.Suggest(pred.answer.islower(), "Use lower case only.")
+
+    dspy.settings.configure(
+        lm=dummy_lm(["a\nAnswer: a long long answer", "b\nAnswer: Paris", "c\nAnswer: paris"])
+    )
+    program = _qa_program(dspy, check).activate_assertions(max_backtracks=3)
+    return _pred(program(question="Capital?"))
+
+
+@scenario
+def target_module_and_two_predictors(dspy: Any, dummy_lm: Any) -> Any:
+    class Pipeline(dspy.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.query = dspy.Predict("question -> search_query")
+            self.answer = dspy.ChainOfThought("question, search_query -> answer")
+
+        def forward(self, question: str) -> Any:
+            q = self.query(question=question).search_query
+            dspy.Suggest(
+                "?" not in q, "The query must not be a question.", target_module=self.query
+            )
+            return self.answer(question=question, search_query=q)
+
+    dspy.settings.configure(lm=dummy_lm(["where is paris?", "paris location", "r\nAnswer: France"]))
+    program = dspy.assert_transform_module(Pipeline(), dspy.backtrack_handler)
+    return _pred(program(question="Where is Paris?"))
+
+
+@scenario
+def retry_with_demos_and_backtrack_limit(dspy: Any, dummy_lm: Any) -> Any:
+    import functools
+
+    dspy.settings.configure(lm=dummy_lm(["Two words", "More words", "yet more"]))
+    program = _qa_program(dspy, _one_word, cot=False)
+    handler = functools.partial(dspy.backtrack_handler, max_backtracks=1)
+    program = dspy.assert_transform_module(program, handler)
+    program.generate_answer.demos = [dspy.Example(question="1+1?", answer="2")]
+    return _pred(program(question="Capital of France?"))
+
+
+@scenario
+def suggest_without_activation_raises(dspy: Any, dummy_lm: Any) -> Any:
+    dspy.settings.configure(lm=dummy_lm(["two words"]))
+    return _pred(_qa_program(dspy, _one_word, cot=False)(question="Q?"))
+
+
+@scenario
+def assert_bypassed_by_handler(dspy: Any, dummy_lm: Any) -> Any:
+    def check(dspy: Any, pred: Any) -> None:
+        dspy.Assert(False, "never")
+
+    dspy.settings.configure(lm=dummy_lm(["one"]))
+    program = dspy.assert_transform_module(
+        _qa_program(dspy, check, cot=False), dspy.primitives.assertions.bypass_assert_handler
+    )
+    out = _pred(program(question="Q?"))
+    noexcept = dspy.assert_transform_module(
+        _qa_program(dspy, check, cot=False), dspy.primitives.assertions.assert_no_except_handler
+    )
+    return [out, _pred(noexcept(question="Q?"))]
+
+
+# ---- runner ---------------------------------------------------------------------------------
+
+
+def record(dspy: Any, dummy_lm: Any, name: str) -> dict[str, Any]:
+    """Run scenario ``name`` with library ``dspy``; return what the test compares."""
+    lms: list[Any] = []
+
+    def make_lm(answers: Any, **kwargs: Any) -> Any:
+        lm = dummy_lm(answers, **kwargs)
+        lms.append(lm)
+        return lm
+
+    out: dict[str, Any] = {"result": None, "error": None}
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):  # DSPy's DummyLM prints every prompt
+            out["result"] = SCENARIOS[name](dspy, make_lm)
+    except Exception as exc:
+        out["error"] = [type(exc).__name__, str(exc)]
+    out["prompts"] = [entry["prompt"] for lm in lms for entry in lm.history]
+    kwargs = []
+    for lm in lms:
+        for entry in lm.history:
+            recorded = dict(entry.get("raw_kwargs", entry.get("kwargs")))
+            recorded.pop("n", None)  # DSPy's DummyLM swallows `n`
+            kwargs.append(recorded)
+    out["kwargs"] = kwargs
+    return out
+
+
+def main() -> None:
+    import dspy  # the oracle: dspy-ai==2.4.17
+    from dspy.utils.dummies import DummyLM
+
+    recorded = {}
+    for name in SCENARIOS:
+        dspy.settings.configure(lm=None, rm=None, trace=[])
+        recorded[name] = record(dspy, DummyLM, name)
+    header = {"dspy_version": importlib.metadata.version("dspy-ai")}
+    out = {"recorded_with": header, "scenarios": recorded}
+    print(json.dumps(out, ensure_ascii=False, indent=1, default=repr))
+
+
+if __name__ == "__main__":
+    main()
