@@ -11,6 +11,7 @@ Example:
 from tgispy._public import publish as _publish
 from tgispy.predict._knn import KNN
 from tgispy.teleprompt._bootstrap import BootstrapFewShot
+from tgispy.teleprompt._copro import COPRO, SignatureOptimizer
 from tgispy.teleprompt._ensemble import Ensemble, EnsembledProgram
 from tgispy.teleprompt._knn_fewshot import KNNFewShot
 from tgispy.teleprompt._labeled import LabeledFewShot
@@ -18,6 +19,7 @@ from tgispy.teleprompt._random_search import BootstrapFewShotWithRandomSearch, B
 from tgispy.teleprompt._teleprompter import Teleprompter
 
 __all__ = [
+    "COPRO",
     "KNN",
     "BootstrapFewShot",
     "BootstrapFewShotWithRandomSearch",
@@ -26,6 +28,7 @@ __all__ = [
     "EnsembledProgram",
     "KNNFewShot",
     "LabeledFewShot",
+    "SignatureOptimizer",
     "Teleprompter",
 ]
 
