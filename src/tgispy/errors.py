@@ -120,11 +120,6 @@ class TGIError(TgispyError):
             parts.append("(" + ", ".join(details) + ")")
         return " ".join(parts)
 
-    def with_replica(self, replica: str) -> TGIError:
-        """Return this error with ``replica`` set (used by the transport shell)."""
-        self.replica = replica
-        return self
-
 
 class ValidationError(TGIError):
     """HTTP 422: the server rejected the request's inputs or parameters. Never retried."""

@@ -57,16 +57,6 @@ def test_none_turns_things_off() -> None:
     assert p.eject_consecutive_failures is None and p.eject_failure_rate is None
 
 
-def test_timeout_capped_to_a_deadline() -> None:
-    t = Timeout(connect=5.0, first_byte=None, total=600.0)
-    assert t.capped_to(None) is t
-    assert t.capped_to(2.0) == Timeout(connect=2.0, first_byte=2.0, total=2.0)
-    assert t.capped_to(10.0) == Timeout(connect=5.0, first_byte=10.0, total=10.0)
-    # a spent deadline still yields a valid, tiny timeout rather than "no timeout"
-    spent = t.capped_to(0.0)
-    assert spent.connect is not None and 0 < spent.connect < 0.01
-
-
 @pytest.mark.parametrize(
     ("build", "fix"),
     [

@@ -1,4 +1,5 @@
-"""The retry plan, backoff, retry budget and the two reference drivers (fake clock, seeded RNG)."""
+"""The retry plan, backoff and retry budget (fake clock, seeded RNG); the driver that follows
+the plan is tested in test_driver.py."""
 
 from __future__ import annotations
 
@@ -7,7 +8,6 @@ import math
 import pickle
 import random
 import threading
-from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -33,19 +33,16 @@ from tgispy.errors import (
 from tgispy.tgi._policy import RetryPolicy
 from tgispy.tgi._retry import (
     DEADLINE,
-    Attempt,
     DoAttempt,
     DoSleep,
     GiveUp,
     RetryBudget,
     RetryPlan,
     backoff,
-    drive_async,
-    drive_sync,
     is_retryable,
 )
 
-from ._fakes import FakeClock, FakeSleep
+from ._fakes import FakeClock
 
 A, B, C = "http://a:1", "http://b:2", "http://c:3"
 
@@ -333,9 +330,8 @@ def test_budget_allows_ratio_of_requests_plus_reserve() -> None:
     for _ in range(10):
         b.deposit()
     assert b.available() == pytest.approx(4.0)
-    assert b.can_retry() and b.can_retry()  # checking spends nothing
     assert [b.try_withdraw() for _ in range(5)] == [True, True, True, True, False]
-    assert not b.can_retry()
+    assert b.available() < 1.0
 
 
 def test_budget_forgets_after_its_ttl() -> None:
@@ -390,111 +386,26 @@ def test_plan_spends_budget_and_gives_up_when_empty() -> None:
     assert "the client's retry budget is spent" in notes(step.error)
 
 
-# ---- drivers -------------------------------------------------------------------------------------
-Script = list[BaseException | str]
+# ---- cheap failures ------------------------------------------------------------------------------
+def test_cheap_failures_on_untried_replicas_do_not_count_as_attempts() -> None:
+    plan = RetryPlan(RetryPolicy(max_attempts=1), budget=None, rng=random.Random(0), replicas=3)
+    plan.first()
+    # a refused connection and a 429 move on at once, with no sleep, to an untried replica
+    assert plan.after_failure(ConnectError("refused"), replica=A) == DoAttempt(2, frozenset({A}))
+    step = plan.after_failure(OverloadedError("busy", status=429), replica=B)
+    assert step == DoAttempt(3, frozenset({A, B}))
+    # every replica tried: the next failure is counted, and max_attempts=1 is spent
+    assert isinstance(plan.after_failure(ConnectError("refused"), replica=C), GiveUp)
 
 
-def scripted(script: Script, seen: list[Attempt], replicas: tuple[str, ...] = (A, B, C)) -> Any:
-    """An attempt function: attempt n runs on the first replica not excluded and acts script[n]."""
-
-    def act(attempt: Attempt) -> str:
-        seen.append(attempt)
-        attempt.replica = next((r for r in replicas if r not in attempt.exclude), replicas[0])
-        outcome = script[attempt.number - 1]
-        if isinstance(outcome, BaseException):
-            raise outcome
-        return outcome
-
-    return act
-
-
-def run_sync(plan: RetryPlan, fn: Any, sleep: FakeSleep) -> Any:
-    return drive_sync(plan, fn, sleep=sleep)
-
-
-def run_async(plan: RetryPlan, fn: Any, sleep: FakeSleep) -> Any:
-    async def attempt(a: Attempt) -> Any:
-        await asyncio.sleep(0)
-        return fn(a)
-
-    return asyncio.run(drive_async(plan, attempt, sleep=sleep.asleep))
-
-
-DRIVERS: list[Callable[[RetryPlan, Any, FakeSleep], Any]] = [run_sync, run_async]
-
-
-@pytest.mark.parametrize("drive", DRIVERS, ids=["sync", "async"])
-def test_drivers_retry_on_other_replicas_then_succeed(drive: Any) -> None:
-    clock = FakeClock()
-    sleep = FakeSleep(clock)
-    plan = plan_for(clock, max_attempts=3, jitter=0.0, backoff_initial=0.1)
-    seen: list[Attempt] = []
-    script: Script = [ConnectError("refused"), OverloadedError("busy", status=429), "answer"]
-    assert drive(plan, scripted(script, seen), sleep) == "answer"
-    assert [(a.number, a.replica) for a in seen] == [(1, A), (2, B), (3, C)]
-    assert [a.exclude for a in seen] == [frozenset(), frozenset({A}), frozenset({A, B})]
-    assert sleep.calls == pytest.approx([0.1, 0.2])
-
-
-@pytest.mark.parametrize("drive", DRIVERS, ids=["sync", "async"])
-def test_drivers_raise_what_the_plan_gives_up_with(drive: Any) -> None:
-    clock = FakeClock()
-    sleep = FakeSleep(clock)
-    plan = plan_for(clock, max_attempts=3, jitter=0.0)
-    bad = ValidationError("Input validation error", status=422)
-    seen: list[Attempt] = []
-    with pytest.raises(ValidationError) as info:
-        drive(plan, scripted([unavailable(None), bad], seen), sleep)
-    assert info.value is bad and len(seen) == 2
-    assert "UnavailableError" in notes(bad)
-
-
-@pytest.mark.parametrize("drive", DRIVERS, ids=["sync", "async"])
-def test_drivers_never_retry_a_stream_after_its_first_token(drive: Any) -> None:
-    clock = FakeClock()
-    plan = plan_for(clock, max_attempts=5)
-    calls: list[int] = []
-
-    def stream(attempt: Attempt) -> str:
-        calls.append(attempt.number)
-        attempt.replica = A
-        attempt.first_token_received = True
-        raise IncompleteGenerationError("stream dropped", replica=A)
-
-    with pytest.raises(IncompleteGenerationError):
-        drive(plan, stream, FakeSleep(clock))
-    assert calls == [1]
-
-
-@pytest.mark.parametrize("drive", DRIVERS, ids=["sync", "async"])
-def test_drivers_pass_the_remaining_deadline(drive: Any) -> None:
-    clock = FakeClock()
-    plan = plan_for(clock, deadline=10.0, jitter=0.0, backoff_initial=1.0)
-    seen: list[Attempt] = []
-
-    def slow(attempt: Attempt) -> str:
-        seen.append(attempt)
-        clock.advance(3.0)
-        if attempt.number == 1:
-            raise TGITimeoutError("no first byte", replica=A)
-        return "late answer"
-
-    assert drive(plan, slow, FakeSleep(clock)) == "late answer"
-    assert [a.remaining for a in seen] == [10.0, 6.0]
-
-
-def test_async_driver_lets_cancellation_through() -> None:
-    clock = FakeClock()
-    plan = plan_for(clock, max_attempts=5)
-    calls: list[int] = []
-
-    async def attempt(a: Attempt) -> str:
-        calls.append(a.number)
-        raise asyncio.CancelledError
-
-    async def main() -> None:
-        with pytest.raises(asyncio.CancelledError):
-            await drive_async(plan, attempt, sleep=FakeSleep(clock).asleep)
-
-    asyncio.run(main())
-    assert calls == [1]
+def test_costly_failures_and_repeats_still_count() -> None:
+    plan = RetryPlan(RetryPolicy(max_attempts=1), budget=None, rng=random.Random(0), replicas=3)
+    plan.first()
+    assert isinstance(plan.after_failure(MalformedResponseError("bad"), replica=A), GiveUp)
+    plan = RetryPlan(
+        RetryPolicy(max_attempts=2, jitter=0.0), budget=None, rng=random.Random(0), replicas=3
+    )
+    plan.first()
+    assert isinstance(plan.after_failure(ConnectError("refused"), replica=A), DoAttempt)
+    # a second refusal by the same replica is not free
+    assert isinstance(plan.after_failure(ConnectError("refused"), replica=A), DoSleep)

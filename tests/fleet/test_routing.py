@@ -13,6 +13,7 @@ from tgispy.errors import (
     ConfigError,
     ConnectError,
     ContextWindowExceededError,
+    MalformedResponseError,
     NoHealthyReplicaError,
     OverloadedError,
     TGITimeoutError,
@@ -270,7 +271,14 @@ def test_failure_rate_window_forgets_old_results() -> None:
 
 def test_ejection_intervals_grow_exponentially_up_to_max() -> None:
     clock = FakeClock()
-    rs = make([A], clock, eject_consecutive_failures=1, eject_base=1.0, eject_max=5.0)
+    rs = make(
+        [A],
+        clock,
+        eject_consecutive_failures=1,
+        eject_base=1.0,
+        eject_max=5.0,
+        reconnect_probe_interval=10.0,
+    )
     fail(rs, A)
     intervals = []
     for _ in range(5):
@@ -328,7 +336,7 @@ def test_ejection_level_resets_after_a_long_healthy_stretch() -> None:
     rs = make([A, B], clock, eject_consecutive_failures=1, eject_base=1.0, eject_max=8.0)
 
     def eject_and_return() -> float:
-        fail(rs, A)
+        fail(rs, A, MalformedResponseError("garbled", replica=A))
         interval = float(rs.stats()[A]["ejected_for"])
         clock.advance(interval)
         assert rs.choose() == Probe(A)
@@ -539,3 +547,44 @@ def test_streaks_never_eject_the_last_mostly_healthy_replica() -> None:
         rs.on_start("http://b")
         rs.on_failure("http://b", UnavailableError("503", status=503, replica="http://b"))
     assert rs.stats()["http://b"]["ejected"] is True
+
+
+def test_a_replica_that_refuses_connections_is_probed_often() -> None:
+    """Its ejection interval stops growing at reconnect_probe_interval: a restart is seen soon."""
+    clock = FakeClock()
+    rs = make([A, B], clock, eject_consecutive_failures=1, eject_max=60.0)
+    rs.on_start(A)
+    rs.on_failure(A, ConnectError("refused", replica=A))
+    for _ in range(6):
+        assert rs.stats()[A]["ejected_for"] <= 1.0
+        clock.advance(1.0)
+        assert rs.choose() == Probe(A)
+        rs.on_probe_result(A, False, "connection refused")
+    clock.advance(1.0)
+    assert rs.choose() == Probe(A)
+    rs.on_probe_result(A, True)
+    assert not rs.stats()[A]["ejected"]
+
+
+def test_with_every_replica_ejected_the_least_bad_that_still_answers_takes_the_call() -> None:
+    clock = FakeClock()
+    rs = make([A, B, C], clock, eject_consecutive_failures=1, eject_base=30.0)
+    for url, error in (
+        (A, ConnectError("refused", replica=A)),
+        (B, OverloadedError("busy", status=429, replica=B)),
+        (C, MalformedResponseError("garbled", replica=C)),
+    ):
+        rs.on_start(url)
+        rs.on_failure(url, error)
+    # C did well before its failure: it is the least bad
+    for _ in range(5):
+        rs.on_start(C)
+        rs.on_success(C, 0.1)
+    assert all(s["ejected"] for s in rs.stats().values())
+    assert rs.choose() == Pick(C)
+    assert rs.choose(exclude={C}) == Pick(B)  # another answering one when C already failed
+    # when none answers any more (refused, failed probes), fail fast
+    for url in (B, C):
+        rs.on_start(url)
+        rs.on_failure(url, ConnectError("refused", replica=url))
+    assert isinstance(rs.choose(), NoneAvailable)

@@ -41,10 +41,10 @@ from tgispy.integrations._dspy_wire import (  # noqa: E402
 )
 from tgispy.lm._tgi import _http_options  # noqa: E402
 from tgispy.tgi._client import TGIClient  # noqa: E402
-from tgispy.tgi._endpoints import replica_urls  # noqa: E402
+from tgispy.tgi._endpoints import replica_urls, split_userinfo  # noqa: E402
 from tgispy.tgi._policy import RetryPolicy, RoutingPolicy, Timeout  # noqa: E402
 from tgispy.tgi._response import parse_generate_response, usage_from_headers  # noqa: E402
-from tgispy.tgi._transport import HTTPResponse  # noqa: E402
+from tgispy.tgi._transport import AsyncTransport, HTTPResponse  # noqa: E402
 
 #: one of lm15's StreamStartEvent / StreamDeltaEvent / StreamEndEvent (DSPy exports the classes,
 #: not their union)
@@ -113,6 +113,8 @@ class AsyncTGIEngine:
             (default: DSPy's text-model rendering, :func:`default_prompt`).
         client: share an existing :class:`~tgispy.tgi._client.TGIClient` (its replicas and
             health) instead of building one from the arguments above.
+        transport: the HTTP transport (default aiohttp; :class:`tgispy.testing.MockTransport`
+            answers in-process for tests).
 
     Example:
         >>> engine = AsyncTGIEngine("http://127.0.0.1:8080")
@@ -141,6 +143,7 @@ class AsyncTGIEngine:
         parameters: Mapping[str, Any] | None = None,
         prompt_format: PromptFormat | None = None,
         client: TGIClient | None = None,
+        transport: AsyncTransport | None = None,
     ) -> None:
         if endpoint not in _ENDPOINTS:
             raise ConfigError(f"endpoint must be 'chat' or 'generate', got {endpoint!r}")
@@ -161,15 +164,24 @@ class AsyncTGIEngine:
         self.prompt_format = prompt_format
         self._verify = verify
         if client is None:
-            urls_ = replica_urls(urls, None)
+            urls_, credentials = split_userinfo(replica_urls(urls, None))
             options: dict[str, Any] = {"headers": dict(headers or {}), "verify": verify}
             if auth is not None:
                 options["auth"] = auth
             if timeout is not None:
                 options["timeout"] = _timeout(timeout)
-            hdrs, verify_, timeout_ = _http_options(options, urls_)
+            hdrs, verify_, timeout_, deadline = _http_options(options, urls_, credentials)
+            if deadline is not None and (retry is None or retry.deadline is None):
+                retry = dataclasses.replace(retry or RetryPolicy(), deadline=deadline)
             client = TGIClient(
-                urls_, headers=hdrs, verify=verify_, timeout=timeout_, retry=retry, routing=routing
+                urls_,
+                headers=hdrs,
+                verify=verify_,
+                timeout=timeout_,
+                retry=retry,
+                routing=routing,
+                transport=transport,
+                secrets=credentials.secrets,
             )
         self._client = client
         # Catch bad defaults now, before any network call.
@@ -407,6 +419,7 @@ def tgi_lm(
     parameters: Mapping[str, Any] | None = None,
     prompt_format: PromptFormat | None = None,
     num_retries: int = 0,
+    transport: AsyncTransport | None = None,
     **lm_kwargs: Any,
 ) -> dspy.LM:
     """A ``dspy.LM`` that reaches TGI through tgispy's fleet client (sync and async engines).
@@ -423,7 +436,7 @@ def tgi_lm(
             ``"tgi/HuggingFaceTB/SmolLM2-135M-Instruct"``; TGI serves what it was started with.
         urls: replica base URLs.
         endpoint, headers, auth, verify, timeout, retry, routing, adapter_id, parameters,
-            prompt_format: see :class:`AsyncTGIEngine`.
+            prompt_format, transport: see :class:`AsyncTGIEngine`.
         num_retries: DSPy's retries of a failed call (default 0: tgispy retries).
         **lm_kwargs: anything else ``dspy.LM`` takes: ``cache``, ``callbacks``, ``temperature``,
             ``max_tokens``, ``top_p``, ``stop``, ``seed``, ...
@@ -448,6 +461,7 @@ def tgi_lm(
             adapter_id=adapter_id,
             parameters=parameters,
             prompt_format=prompt_format,
+            transport=transport,
         )
     )
     return dspy.LM(

@@ -8,6 +8,7 @@ retries), with a two-tier cache in front.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import time
 from collections.abc import AsyncGenerator, Iterator, Mapping, Sequence
@@ -17,7 +18,7 @@ from tgispy._sync import iterate_sync, run_sync
 from tgispy.errors import ConfigError
 from tgispy.lm._base import LM, Completion, Generation
 from tgispy.tgi._client import TGIClient
-from tgispy.tgi._endpoints import PortArg, UrlArg, replica_urls
+from tgispy.tgi._endpoints import Credentials, PortArg, UrlArg, replica_urls, split_userinfo
 from tgispy.tgi._policy import RetryPolicy, RoutingPolicy, Timeout
 from tgispy.tgi._request import (
     build_chat_request,
@@ -35,7 +36,7 @@ from tgispy.tgi._response import (
     parse_stream_event,
     usage_from_headers,
 )
-from tgispy.tgi._transport import HTTPResponse
+from tgispy.tgi._transport import AsyncTransport, HTTPResponse
 
 __all__ = ["HFClientTGI"]
 
@@ -56,8 +57,10 @@ class HFClientTGI(LM):
             ``auth`` (a bearer token string or ``(user, password)``) and ``verify`` (TLS).
         cache: ``True`` (memory + disk, shared), ``False``, or an ``LMCache``.
         mode: ``"text"`` (``/generate``) or ``"chat"`` (TGI's Messages API).
-        retry: retry policy; routing: routing policy.
-        history_size: how many calls :attr:`history` keeps.
+        retry: a :class:`~tgispy.tgi.RetryPolicy`; routing: a :class:`~tgispy.tgi.RoutingPolicy`.
+        history_size: how many calls :attr:`history` keeps (``None``: unbounded).
+        transport: the HTTP transport (default aiohttp); :class:`tgispy.testing.MockTransport`
+            answers in-process for tests.
         **kwargs: default generation parameters (DSPy 2.4 defaults: ``temperature=0.01,
             max_tokens=75, top_p=0.97, n=1, stop=["\\n", "\\n\\n"]``).
 
@@ -83,12 +86,14 @@ class HFClientTGI(LM):
         retry: RetryPolicy | None = None,
         routing: RoutingPolicy | None = None,
         history_size: int | None = 1000,
+        transport: AsyncTransport | None = None,
         **kwargs: Any,
     ) -> None:
         if not isinstance(model, str) or not model:
             raise ConfigError("model must be the model id served by TGI, e.g. model='gpt2'")
         if mode not in _MODES:
             raise ConfigError(f"mode must be one of {_MODES}, got {mode!r}")
+        _check_types(retry, routing, history_size, http_request_kwargs, transport)
         defaults: dict[str, Any] = {
             "temperature": 0.01,
             "max_tokens": 75,
@@ -102,14 +107,26 @@ class HFClientTGI(LM):
         self.url = url
         self.ports = list(port) if isinstance(port, (list, tuple)) else [port]
         self.mode = mode
-        self.urls = replica_urls(url, port)
+        self.urls, credentials = split_userinfo(replica_urls(url, port))
         self.headers = {"Content-Type": "application/json"}
         self.http_request_kwargs = dict(http_request_kwargs or {})
-        headers, verify, timeout = _http_options(self.http_request_kwargs, self.urls)
+        headers, verify, timeout, deadline = _http_options(
+            self.http_request_kwargs, self.urls, credentials
+        )
+        if deadline is not None and (retry is None or retry.deadline is None):
+            # timeout=<seconds> bounds the whole call, retries and /info included
+            retry = dataclasses.replace(retry or RetryPolicy(), deadline=deadline)
         # Catch bad generation defaults now, before any network call.
         generation_parameters(defaults)
         self._client = TGIClient(
-            self.urls, headers=headers, verify=verify, timeout=timeout, retry=retry, routing=routing
+            self.urls,
+            headers=headers,
+            verify=verify,
+            timeout=timeout,
+            retry=retry,
+            routing=routing,
+            transport=transport,
+            secrets=credentials.secrets,
         )
         self._cache = _resolve_cache(cache)
 
@@ -118,6 +135,7 @@ class HFClientTGI(LM):
         """Generate completions for ``prompt`` (``n`` of them via TGI's ``best_of``)."""
         if not isinstance(prompt, str):
             raise ConfigError(f"prompt must be a string, got {type(prompt).__name__}")
+        started = self._client.clock()
         merged = {**self.kwargs, **kwargs}
         use_cache = merged.pop("cache", True) and self._cache is not None
         if self.mode == "chat":
@@ -129,10 +147,12 @@ class HFClientTGI(LM):
             hit = _from_cache(prompt, self._cache.get(key))
             if hit is not None:
                 return hit
-        info = await self._client.server_info()
+        info = await self._client.server_info(started_at=started)
         if info is not None and known is None:
             body = build_generate_request(prompt, merged, info=info)  # re-validate with limits
-        result, meta = await self._client.post("/generate", body, _parse_generate)
+        result, meta = await self._client.post(
+            "/generate", body, _parse_generate, started_at=started
+        )
         response, usage = result
         generation = Generation(
             prompt=prompt,
@@ -188,7 +208,8 @@ class HFClientTGI(LM):
         *,
         index: int = 0,
     ) -> Generation:
-        info = await self._client.server_info()
+        started = self._client.clock()
+        info = await self._client.server_info(started_at=started)
         # model=None sends "tgi": TGI takes any other model name for a LoRA adapter id.
         body = build_chat_request(messages, merged, model=None, info=info)
         # n chat samples are n requests with one body: the index keeps their cache entries apart.
@@ -197,7 +218,9 @@ class HFClientTGI(LM):
             hit = _from_cache("", self._cache.get(key))
             if hit is not None:
                 return hit
-        chat, meta = await self._client.post("/v1/chat/completions", body, _parse_chat)
+        chat, meta = await self._client.post(
+            "/v1/chat/completions", body, _parse_chat, started_at=started
+        )
         generation = Generation(
             prompt="",
             completions=(Completion(chat.content or "", chat.finish_reason),),
@@ -261,7 +284,8 @@ class HFClientTGI(LM):
         merged = {**self.kwargs, **kwargs}
         merged.pop("n", None)
         merged.pop("cache", None)
-        info = await self._client.server_info()
+        began = self._client.clock()
+        info = await self._client.server_info(started_at=began)
         body = build_chat_request(list(messages), merged, model=None, info=info, stream=True)
         started = time.perf_counter()
         pieces: list[str] = []
@@ -269,7 +293,11 @@ class HFClientTGI(LM):
         finish_reason: str | None = None
         replica: str | None = None
         async for served_by, chunk in self._client.stream(
-            "/v1/chat/completions", body, _parse_chunk_with_replica, last=lambda t: t[1] is None
+            "/v1/chat/completions",
+            body,
+            _parse_chunk_with_replica,
+            last=lambda t: t[1] is None,
+            started_at=began,
         ):
             replica = served_by
             if chunk is None:  # [DONE]
@@ -311,12 +339,17 @@ class HFClientTGI(LM):
         """
         merged = {**self.kwargs, **kwargs}
         merged.pop("cache", None)
-        info = await self._client.server_info()
+        began = self._client.clock()
+        info = await self._client.server_info(started_at=began)
         body = build_generate_request(prompt, merged, info=info, stream=True)
         started = time.perf_counter()
         pieces: list[str] = []
         async for replica, event in self._client.stream(
-            "/generate_stream", body, _parse_stream_with_replica, last=lambda t: t[1].is_final
+            "/generate_stream",
+            body,
+            _parse_stream_with_replica,
+            last=lambda t: t[1].is_final,
+            started_at=began,
         ):
             if event.is_final:
                 details = event.details
@@ -335,8 +368,9 @@ class HFClientTGI(LM):
                         "timestamp": time.time(),
                     }
                 )
-                if not pieces and text:
-                    yield text  # a final event without token events still delivers its text
+                rest = _stream_remainder("".join(pieces), text, event)
+                if rest:
+                    yield rest
                 return
             if event.token is not None and not event.token.special:
                 pieces.append(event.token.text)
@@ -425,6 +459,20 @@ def _from_cache(prompt: str, value: Any) -> Generation | None:
         return None
 
 
+def _stream_remainder(streamed: str, final_text: str, event: StreamEvent) -> str:
+    """What the final SSE event adds to the pieces already streamed.
+
+    TGI's final event carries a token of its own (the last one, when generation ends on length
+    or a stop sequence) besides ``generated_text``. What is yielded in total must equal the
+    non-streamed text, so the remainder is taken from ``generated_text`` where it extends the
+    streamed pieces, else the final token's own text.
+    """
+    if final_text.startswith(streamed):
+        return final_text[len(streamed) :]
+    token = event.token
+    return token.text if token is not None and not token.special else ""
+
+
 def _sum_usage(usages: Sequence[dict[str, int] | None]) -> dict[str, int] | None:
     known = [u for u in usages if u]
     if not known:
@@ -459,17 +507,88 @@ def _resolve_cache(cache: Any) -> Any:
     raise ConfigError("cache must be True, False or an LMCache instance")
 
 
+def _check_types(
+    retry: object,
+    routing: object,
+    history_size: object,
+    http_request_kwargs: object,
+    transport: object,
+) -> None:
+    """Constructor arguments of the wrong kind, caught with an error that names the fix."""
+    if retry is not None and not isinstance(retry, RetryPolicy):
+        raise ConfigError(
+            f"retry must be a tgispy.tgi.RetryPolicy, got {retry!r}; "
+            "e.g. retry=RetryPolicy(max_attempts=3)"
+        )
+    if routing is not None and not isinstance(routing, RoutingPolicy):
+        raise ConfigError(
+            f"routing must be a tgispy.tgi.RoutingPolicy, got {routing!r}; "
+            "e.g. routing=RoutingPolicy(strategy='p2c')"
+        )
+    if history_size is not None and (
+        isinstance(history_size, bool) or not isinstance(history_size, int) or history_size < 0
+    ):
+        raise ConfigError(
+            f"history_size must be an int >= 0 or None (unbounded), got {history_size!r}"
+        )
+    if http_request_kwargs is not None and not isinstance(http_request_kwargs, Mapping):
+        raise ConfigError(
+            "http_request_kwargs must be a dict such as {'headers': {...}, 'timeout': 30}, "
+            f"got {type(http_request_kwargs).__name__}"
+        )
+    if transport is not None and not isinstance(transport, AsyncTransport):
+        raise ConfigError(
+            "transport must implement tgispy.tgi.AsyncTransport (send and stream), e.g. "
+            f"tgispy.testing.MockTransport(handler); got {type(transport).__name__}"
+        )
+
+
+def _headers(raw: object) -> dict[str, str]:
+    if raw is None:
+        return {}
+    if not isinstance(raw, Mapping):
+        raise ConfigError(
+            "http_request_kwargs['headers'] must be a dict of header names to values, "
+            f"got {type(raw).__name__}"
+        )
+    headers: dict[str, str] = {}
+    for name, value in raw.items():
+        if not isinstance(name, str) or not isinstance(value, (str, int, float)):
+            raise ConfigError(
+                f"header {name!r} must map a string name to a string value "
+                f"(got a {type(value).__name__})"
+            )
+        text = str(value)
+        if any(c in name or c in text for c in "\r\n\0") or not name.strip():
+            # the value is not echoed: it may be a credential
+            raise ConfigError(
+                f"header {name!r} has an empty name or a CR, LF or NUL in its name or value; "
+                "remove the line breaks"
+            )
+        headers[name] = text
+    return headers
+
+
+def _seconds(value: object, what: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+        raise ConfigError(f"{what} must be a positive number of seconds, got {value!r}")
+    return float(value)
+
+
 def _http_options(
-    options: Mapping[str, Any], urls: Sequence[str]
-) -> tuple[dict[str, str], bool | str, Timeout]:
-    """Validate ``http_request_kwargs`` and turn it into headers, TLS verification and timeouts."""
+    options: Mapping[str, Any], urls: Sequence[str], credentials: Credentials
+) -> tuple[dict[str, str], bool | str, Timeout, float | None]:
+    """Validate ``http_request_kwargs``: headers, TLS verification, timeouts and the deadline a
+    number ``timeout`` implies."""
     unknown = sorted(set(options) - _HTTP_REQUEST_KEYS)
     if unknown:
         raise ConfigError(
             f"http_request_kwargs does not support {unknown}; supported keys: "
             f"{sorted(_HTTP_REQUEST_KEYS)}"
         )
-    headers = {str(k): str(v) for k, v in dict(options.get("headers") or {}).items()}
+    headers = _headers(options.get("headers"))
+    if credentials.authorization and not any(k.lower() == "authorization" for k in headers):
+        headers["Authorization"] = credentials.authorization
     auth = options.get("auth")
     if auth is not None:
         if isinstance(auth, str):
@@ -490,17 +609,24 @@ def _http_options(
     if not isinstance(verify, (bool, str)):
         raise ConfigError("verify must be True, False or the path of a CA bundle")
     raw_timeout = options.get("timeout")
+    deadline: float | None = None
     if raw_timeout is None:
         timeout = Timeout()
     elif isinstance(raw_timeout, Timeout):
         timeout = raw_timeout
     elif isinstance(raw_timeout, (int, float)) and not isinstance(raw_timeout, bool):
-        if raw_timeout <= 0:
-            raise ConfigError("timeout must be a positive number of seconds")
-        timeout = Timeout(connect=min(float(raw_timeout), 10.0), total=float(raw_timeout))
-    elif isinstance(raw_timeout, tuple) and len(raw_timeout) == 2:
-        # requests-style (connect, read)
-        timeout = Timeout(connect=float(raw_timeout[0]), first_byte=float(raw_timeout[1]))
+        # seconds for the whole call: each attempt, and (as the deadline) all of them together
+        seconds = _seconds(raw_timeout, "timeout")
+        timeout = Timeout(connect=min(seconds, 10.0), total=seconds)
+        deadline = seconds
+    elif isinstance(raw_timeout, (tuple, list)) and len(raw_timeout) == 2:
+        # requests-style (connect, read); an attempt then lasts at most connect + read in total
+        connect = _seconds(raw_timeout[0], "timeout[0] (connect)")
+        read = _seconds(raw_timeout[1], "timeout[1] (read)")
+        timeout = Timeout(connect=connect, first_byte=read, total=connect + read)
     else:
-        raise ConfigError("timeout must be seconds, a (connect, read) tuple or a tgispy Timeout")
-    return headers, verify, timeout
+        raise ConfigError(
+            "timeout must be seconds, a (connect, read) pair or a tgispy Timeout, "
+            f"got {raw_timeout!r}"
+        )
+    return headers, verify, timeout, deadline

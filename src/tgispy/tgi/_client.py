@@ -1,9 +1,17 @@
-"""The async TGI client core: replicas, ``/info``, routing and the retry driver.
+"""The async TGI client core: replicas, ``/info``, routing and the one retry driver.
 
-:class:`TGIClient` speaks TGI's HTTP protocol to a set of replicas. It owns no protocol logic of its
-own: request bodies come from :mod:`._request`, parsing from :mod:`._response`, error mapping from
-:mod:`._errors`, replica choice from :mod:`._routing` and retry decisions from :mod:`._retry`. This
-module only drives them: it is the thin I/O shell around the pure cores.
+:class:`TGIClient` speaks TGI's HTTP protocol to a set of replicas through an
+:class:`~tgispy.tgi._transport.AsyncTransport`. It owns no protocol logic of its own: request
+bodies come from :mod:`._request`, parsing from :mod:`._response`, error mapping from
+:mod:`._errors`, replica choice from :mod:`._routing` and retry decisions from :mod:`._retry`.
+This module only drives them: it is the thin I/O shell around the pure cores.
+
+The driver is :class:`_Attempts`, used by both :meth:`TGIClient.post` and :meth:`TGIClient.stream`
+in tenacity's shape::
+
+    async for attempt in self._attempts(plan):
+        async with attempt:
+            ...  # one try on attempt.url; an exception here is recorded, the loop decides
 """
 
 from __future__ import annotations
@@ -14,24 +22,33 @@ import json
 import logging
 import random
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar, cast
+from types import TracebackType
+from typing import Any, TypeVar
 
-from tgispy.errors import MalformedResponseError, TGIError, TGITimeoutError
+from tgispy.errors import (
+    ConnectError,
+    MalformedResponseError,
+    TGIError,
+    TGITimeoutError,
+    TransportError,
+)
 from tgispy.tgi._errors import error_from_response
 from tgispy.tgi._info import ServerInfo
 from tgispy.tgi._policy import RetryPolicy, RoutingPolicy, Timeout
-from tgispy.tgi._response import (
-    ChatChunk,
-    StreamEvent,
-    parse_chat_chunk,
-    parse_stream_event,
-)
+from tgispy.tgi._response import ChatChunk, StreamEvent, parse_chat_chunk, parse_stream_event
 from tgispy.tgi._retry import DEADLINE, DoAttempt, DoSleep, GiveUp, RetryBudget, RetryPlan
 from tgispy.tgi._routing import NoneAvailable, Pick, Probe, ReplicaSet, Wait
+from tgispy.tgi._secrets import Secrets
 from tgispy.tgi._sse import SSEDecoder
-from tgispy.tgi._transport import HTTPResponse, Transport, translate_exception
+from tgispy.tgi._transport import (
+    AiohttpTransport,
+    AsyncTransport,
+    AttemptTimeouts,
+    HTTPRequest,
+    HTTPResponse,
+)
 
 __all__ = ["Meta", "TGIClient"]
 
@@ -41,6 +58,10 @@ T = TypeVar("T")
 
 #: how long a failed /info fetch is remembered before trying again
 _INFO_RETRY_AFTER = 30.0
+#: the longest a first call waits for the replicas' /info (a silent replica must not stall it)
+_INFO_WAIT = 5.0
+
+Sleep = Callable[[float], Awaitable[object]]
 
 
 @dataclass(frozen=True)
@@ -59,10 +80,17 @@ class TGIClient:
     Args:
         urls: replica base URLs (see :func:`tgispy.tgi._endpoints.replica_urls`).
         headers: extra headers for every request (``Authorization`` ...); never logged.
-        verify: TLS verification (``True``, ``False`` or a CA bundle path).
+        verify: TLS verification (``True``, ``False`` or a CA bundle path), for the default
+            transport.
         timeout: per-attempt timeouts.
         retry: the retry policy (attempts, backoff, deadline, budget).
         routing: the routing policy (strategy, in-flight caps, ejection).
+        rng: random source for jitter and routing.
+        transport: the HTTP transport (default: :class:`~tgispy.tgi._transport.AiohttpTransport`).
+        secrets: extra credential strings to scrub from replies (URL userinfo, tokens), on top of
+            the header values.
+        clock: monotonic seconds, for deadlines, routing and the retry budget (tests inject one).
+        sleep: the async sleep used for backoff and waits (tests inject one).
     """
 
     def __init__(
@@ -75,18 +103,32 @@ class TGIClient:
         retry: RetryPolicy | None = None,
         routing: RoutingPolicy | None = None,
         rng: random.Random | None = None,
+        transport: AsyncTransport | None = None,
+        secrets: Sequence[str] = (),
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Sleep = asyncio.sleep,
     ) -> None:
         self.urls = tuple(urls)
         self.timeout = timeout or Timeout()
         self.retry = retry or RetryPolicy()
         self.routing = routing or RoutingPolicy()
+        self.clock = clock
+        self._sleep = sleep
         self._rng = rng or random.Random()
-        self._transport = Transport(headers=headers, verify=verify)
-        self._replicas = ReplicaSet(self.urls, self.routing, rng=self._rng)
-        self._budget = RetryBudget(self.retry)
+        self._transport: AsyncTransport = transport or AiohttpTransport(verify=verify)
+        self._headers = {"Content-Type": "application/json", **(headers or {})}
+        self._get_headers = {k: v for k, v in self._headers.items() if k != "Content-Type"}
+        self._secrets = Secrets.collect(headers or {}, secrets)
+        self._replicas = ReplicaSet(self.urls, self.routing, clock=clock, rng=self._rng)
+        self._budget = RetryBudget(self.retry, clock=clock)
         self._info: dict[str, ServerInfo | None] = {}
         self._info_failed_at: dict[str, float] = {}
         self._info_locks: dict[int, asyncio.Lock] = {}
+
+    @property
+    def transport(self) -> AsyncTransport:
+        """The transport requests go through."""
+        return self._transport
 
     # ---- /info --------------------------------------------------------------------------------
     def cached_info(self) -> ServerInfo | None:
@@ -94,12 +136,15 @@ class TGIClient:
         infos = [i for i in self._info.values() if i is not None]
         return _merge_infos(infos) if infos else None
 
-    async def server_info(self) -> ServerInfo | None:
+    async def server_info(self, *, started_at: float | None = None) -> ServerInfo | None:
         """Fetch ``/info`` from every replica not yet known (once, cached) and merge the limits.
 
-        When no replica answers, returns ``None`` and callers validate only static rules.
+        The fetch counts against the request deadline of a call that started at ``started_at``.
+        A replica that refuses the connection is marked down for routing, so first calls do not
+        spend attempts on it. When no replica answers, returns ``None`` and callers validate only
+        static rules.
         """
-        now = time.monotonic()
+        now = self.clock()
         missing = [
             u
             for u in self.urls
@@ -111,8 +156,17 @@ class TGIClient:
             async with lock:
                 missing = [u for u in missing if u not in self._info]
                 if missing:
-                    await asyncio.gather(*(self._fetch_info(u) for u in missing))
+                    limit = self._info_limit(started_at)
+                    await asyncio.gather(*(self._fetch_info(u, limit) for u in missing))
         return self.cached_info()
+
+    def _info_limit(self, started_at: float | None) -> float:
+        limit = min(self.timeout.connect or _INFO_WAIT, _INFO_WAIT)
+        if self.retry.deadline is not None and started_at is not None:
+            # leave the deadline's second half for the request itself
+            left = self.retry.deadline - (self.clock() - started_at)
+            limit = min(limit, max(left / 2, 0.001))
+        return limit
 
     def _lock_for_loop(self) -> asyncio.Lock:
         # One lock per event loop: sync callers in several threads each drive their own loop.
@@ -122,61 +176,98 @@ class TGIClient:
             lock = self._info_locks[key] = asyncio.Lock()
         return lock
 
-    async def _fetch_info(self, url: str) -> None:
+    async def _fetch_info(self, url: str, limit: float) -> None:
         try:
-            resp = await self._transport.get(url + "/info", total=self.timeout.connect or 5.0)
+            async with asyncio.timeout(limit):
+                resp = await self.get(url, "/info", total=limit)
             if resp.status != 200:
                 raise error_from_response(resp.status, resp.body, replica=url)
             info = ServerInfo.from_json(json.loads(resp.body))
-        except (TGIError, ValueError, OSError, TimeoutError) as exc:
-            logger.info("GET %s/info failed (%s); validating static rules only", url, exc)
-            self._info_failed_at[url] = time.monotonic()
-            return
         except Exception as exc:
-            err = translate_exception(exc, url)
+            err = self._as_error(exc, url)
             logger.info("GET %s/info failed (%s); validating static rules only", url, err)
-            self._info_failed_at[url] = time.monotonic()
+            self._info_failed_at[url] = self.clock()
+            if isinstance(err, ConnectError):
+                self._replicas.on_probe_result(url, False, str(err))
             return
         self._info[url] = info
         self._replicas.set_capacity(url, info.max_concurrent_requests)
 
+    # ---- one exchange -------------------------------------------------------------------------
+    async def get(self, replica: str, path: str, *, total: float | None = 5.0) -> HTTPResponse:
+        """``GET replica + path`` once, with no routing or retry (discovery, health).
+
+        The body is scrubbed of the client's credentials like every reply.
+        """
+        request = HTTPRequest(
+            "GET", replica + path, self._get_headers, timeouts=AttemptTimeouts(total, total, total)
+        )
+        return self._scrub(await self._transport.send(request))
+
+    def _scrub(self, resp: HTTPResponse) -> HTTPResponse:
+        if not self._secrets:
+            return resp
+        return HTTPResponse(resp.status, resp.headers, self._secrets.scrub_bytes(resp.body))
+
+    def _as_error(self, exc: BaseException, replica: str) -> TGIError:
+        """``exc`` as an error of the tree that names ``replica`` and carries no credential."""
+        if isinstance(exc, TGIError):
+            err = exc
+        elif isinstance(exc, TimeoutError):
+            err = TGITimeoutError(f"timed out talking to {replica}")
+        else:
+            err = TransportError(f"unexpected error talking to {replica}: {type(exc).__name__}")
+        if err.replica is None:
+            err.replica = replica
+        if self._secrets:
+            clean = self._secrets.scrub(err.message)
+            if clean != err.message:
+                err.message = clean
+                err.args = (clean,)
+        if err is not exc:
+            err.__cause__ = exc
+        return err
+
     # ---- requests -----------------------------------------------------------------------------
+    def _plan(self, started_at: float | None) -> RetryPlan:
+        return RetryPlan(
+            self.retry,
+            budget=self._budget,
+            clock=self.clock,
+            rng=self._rng,
+            started_at=started_at,
+            replicas=len(self.urls),
+        )
+
     async def post(
-        self, path: str, body: Mapping[str, Any], parse: Callable[[HTTPResponse, str], T]
+        self,
+        path: str,
+        body: Mapping[str, Any],
+        parse: Callable[[HTTPResponse, str], T],
+        *,
+        started_at: float | None = None,
     ) -> tuple[T, Meta]:
         """POST ``body`` to ``path`` on a healthy replica, retrying per policy; parse the reply.
 
         ``parse(response, replica)`` runs inside the attempt, so a malformed body counts as a
-        failure of that replica and is retried elsewhere.
+        failure of that replica and is retried elsewhere. ``started_at`` (this client's
+        :attr:`clock`) is when the call began, for its deadline.
         """
         payload = json.dumps(body, ensure_ascii=False).encode()
-        plan = RetryPlan(self.retry, budget=self._budget, rng=self._rng)
-        step: DoAttempt | DoSleep | GiveUp = plan.first()
-        while True:
-            url, attempt = await self._next_replica(plan, step)
-            started = time.monotonic()
-            self._replicas.on_start(url)
-            try:
-                resp = await self._transport.post(url + path, payload, **self._timeouts(plan))
+        async for attempt in _Attempts(self, self._plan(started_at)):
+            async with attempt:
+                request = HTTPRequest(
+                    "POST", attempt.url + path, self._headers, payload, attempt.timeouts
+                )
+                resp = self._scrub(await self._transport.send(request))
                 if resp.status >= 300:
                     raise error_from_response(
-                        resp.status, resp.body, replica=url, headers=resp.headers
+                        resp.status, resp.body, replica=attempt.url, headers=resp.headers
                     )
-                result = parse(resp, url)
-            except Exception as exc:
-                err = translate_exception(exc, url)
-                self._replicas.on_failure(url, err, latency=time.monotonic() - started)
-                logger.debug("attempt %d on %s failed: %s", attempt.attempt, url, err)
-                step = plan.after_failure(err, replica=url)
-                continue
-            except BaseException as exc:
-                # Cancelled (a caller's timeout): free the in-flight slot, with no health verdict,
-                # or the replica would look busy forever and end up never chosen again.
-                self._replicas.on_failure(url, exc)
-                raise
-            latency = time.monotonic() - started
-            self._replicas.on_success(url, latency)
-            return result, Meta(url, resp.headers, latency, attempt.attempt)
+                result = parse(resp, attempt.url)
+                latency = attempt.succeed()
+                return result, Meta(attempt.url, resp.headers, latency, attempt.number)
+        raise AssertionError("unreachable: the attempt loop returns or raises")  # pragma: no cover
 
     async def stream(
         self,
@@ -185,6 +276,7 @@ class TGIClient:
         parse: Callable[[str, str], T],
         *,
         last: Callable[[T], bool],
+        started_at: float | None = None,
     ) -> AsyncIterator[T]:
         """POST a streaming request; yield ``parse(data_payload, replica)`` for each SSE event.
 
@@ -195,62 +287,70 @@ class TGIClient:
         :class:`MalformedResponseError`.
         """
         payload = json.dumps(body, ensure_ascii=False).encode()
-        plan = RetryPlan(self.retry, budget=self._budget, rng=self._rng)
-        step: DoAttempt | DoSleep | GiveUp = plan.first()
-        while True:
-            url, _ = await self._next_replica(plan, step)
-            started = time.monotonic()
-            self._replicas.on_start(url)
-            received = False
-            reported = False  # whether the replica set has heard how this attempt ended
-            try:
-                # Transport.stream is an async generator: close it as soon as we are done, so
-                # its connection goes back to the pool now rather than at garbage collection.
-                chunks = cast(
-                    "AsyncGenerator[HTTPResponse | bytes, None]",
-                    self._transport.stream(url + path, payload, **self._timeouts(plan)),
+        async for attempt in _Attempts(self, self._plan(started_at)):
+            async with attempt:
+                request = HTTPRequest(
+                    "POST", attempt.url + path, self._headers, payload, attempt.timeouts
                 )
-                payloads = _sse_payloads(chunks, url)
+                # Close the transport's generator as soon as we are done, so its connection goes
+                # back to the pool now rather than at garbage collection.
+                chunks = self._transport.stream(request)
+                payloads = self._sse_payloads(chunks, attempt.url)
                 async with contextlib.aclosing(chunks), contextlib.aclosing(payloads):
                     async for data in payloads:
-                        event = parse(data, url)
-                        received = True
+                        event = parse(data, attempt.url)
+                        attempt.received = True
                         if last(event):
                             # Report before yielding: the consumer usually stops reading here.
-                            reported = True
-                            self._replicas.on_success(url, time.monotonic() - started)
+                            attempt.succeed()
                             yield event
                             return
                         yield event
-                raise MalformedResponseError("the stream ended before its final event", replica=url)
-            except Exception as exc:
-                err = translate_exception(exc, url)
-                self._replicas.on_failure(url, err, latency=time.monotonic() - started)
-                if received:
-                    raise err  # noqa: B904 - translate_exception attached the cause
-                step = plan.after_failure(err, replica=url, first_token_received=received)
+                raise MalformedResponseError(
+                    "the stream ended before its final event", replica=attempt.url
+                )
+
+    async def _sse_payloads(
+        self, chunks: AsyncIterator[HTTPResponse | bytes], replica: str
+    ) -> AsyncGenerator[str, None]:
+        """The ``data`` payloads of an SSE response; a non-2xx head raises the mapped error."""
+        decoder = SSEDecoder()
+        secrets = self._secrets
+        async for item in chunks:
+            if isinstance(item, HTTPResponse):
+                if item.status >= 300:
+                    head = self._scrub(item)
+                    raise error_from_response(
+                        head.status, head.body, replica=replica, headers=head.headers
+                    )
                 continue
-            except BaseException as exc:
-                # The consumer stopped reading (GeneratorExit) or was cancelled: free the slot,
-                # with no health verdict, unless the final event already reported success.
-                if not reported:
-                    self._replicas.on_failure(url, exc)
-                raise
+            for data in decoder.feed(item):
+                yield secrets.scrub(data) if secrets else data
+        for data in decoder.close():
+            yield secrets.scrub(data) if secrets else data
 
     async def generate_stream(
-        self, path: str, body: Mapping[str, Any]
+        self, path: str, body: Mapping[str, Any], *, started_at: float | None = None
     ) -> AsyncIterator[StreamEvent]:
         """Stream ``/generate_stream`` events; error events raise typed errors.
 
         A stream that ends without its final event raises :class:`MalformedResponseError`.
         """
-        async for event in self.stream(path, body, _parse_stream_event, last=lambda e: e.is_final):
+        async for event in self.stream(
+            path, body, _parse_stream_event, last=lambda e: e.is_final, started_at=started_at
+        ):
             yield event
 
-    async def chat_stream(self, body: Mapping[str, Any]) -> AsyncIterator[ChatChunk]:
+    async def chat_stream(
+        self, body: Mapping[str, Any], *, started_at: float | None = None
+    ) -> AsyncIterator[ChatChunk]:
         """Stream ``/v1/chat/completions`` chunks until ``[DONE]``."""
         async for chunk in self.stream(
-            "/v1/chat/completions", body, _parse_chat_chunk, last=lambda c: c is None
+            "/v1/chat/completions",
+            body,
+            _parse_chat_chunk,
+            last=lambda c: c is None,
+            started_at=started_at,
         ):
             if chunk is None:
                 return
@@ -265,7 +365,7 @@ class TGIClient:
             if isinstance(step, GiveUp):
                 raise step.error
             if isinstance(step, DoSleep):
-                await asyncio.sleep(step.seconds)
+                await self._sleep(step.seconds)
                 step = plan.next_attempt()
                 continue
             try:
@@ -279,7 +379,7 @@ class TGIClient:
             if isinstance(choice, Pick):
                 return choice.url
             if isinstance(choice, Probe):
-                ok, error = await self._probe(choice.url)
+                ok, error = await self._probe(choice.url, plan)
                 self._replicas.on_probe_result(choice.url, ok, error)
                 continue
             if isinstance(choice, Wait):
@@ -290,49 +390,141 @@ class TGIClient:
                         error_type=DEADLINE,
                     )
                 delay = choice.seconds if remaining is None else min(choice.seconds, remaining)
-                await asyncio.sleep(delay)
+                await self._sleep(delay)
                 continue
             if isinstance(choice, NoneAvailable):
                 raise choice.to_error()
             raise AssertionError(f"unknown routing choice {choice!r}")
 
-    async def _probe(self, url: str) -> tuple[bool, str | None]:
+    async def _probe(self, url: str, plan: RetryPlan) -> tuple[bool, str | None]:
+        limit = min(self.timeout.connect or _INFO_WAIT, self.routing.probe_timeout)
+        remaining = plan.remaining()
+        if remaining is not None:
+            limit = max(min(limit, remaining), 0.001)
         try:
-            resp = await self._transport.get(url + "/health", total=self.timeout.connect or 5.0)
+            async with asyncio.timeout(limit):
+                resp = await self.get(url, "/health", total=limit)
         except Exception as exc:
-            return False, str(translate_exception(exc, url))
+            return False, str(self._as_error(exc, url))
         if resp.status == 200:
             return True, None
         return False, f"GET /health answered {resp.status}"
 
-    def _timeouts(self, plan: RetryPlan) -> dict[str, float | None]:
+    def _timeouts(self, plan: RetryPlan) -> AttemptTimeouts:
         total = self.timeout.total
         remaining = plan.remaining()
         if remaining is not None:
+            if remaining <= 0:
+                raise plan.deadline_error()
             total = remaining if total is None else min(total, remaining)
-        return {"connect": self.timeout.connect, "read": self.timeout.first_byte, "total": total}
+        return AttemptTimeouts(self.timeout.connect, self.timeout.first_byte, total)
 
     def stats(self) -> dict[str, dict[str, Any]]:
         """Per replica: requests, errors by kind, ejections, in-flight, latency p50/p99."""
         return self._replicas.stats()
 
 
-async def _sse_payloads(
-    chunks: AsyncIterator[HTTPResponse | bytes], replica: str
-) -> AsyncGenerator[str, None]:
-    """The ``data`` payloads of an SSE response; a non-2xx head raises the mapped error."""
-    decoder = SSEDecoder()
-    async for item in chunks:
-        if isinstance(item, HTTPResponse):
-            if item.status >= 300:
-                raise error_from_response(
-                    item.status, item.body, replica=replica, headers=item.headers
-                )
-            continue
-        for data in decoder.feed(item):
-            yield data
-    for data in decoder.close():
-        yield data
+class _Attempts:
+    """The one retry driver: iterates attempts as the plan says, each an :class:`_Attempt`.
+
+    A failed attempt (its ``async with`` block raised) is recorded and the next ``__anext__``
+    asks the plan what now: another attempt (after a sleep, on a replica chosen by the router) or
+    give up, raising the plan's error. A successful attempt returns from the block.
+    """
+
+    __slots__ = ("_client", "_current", "_plan", "_step")
+
+    def __init__(self, client: TGIClient, plan: RetryPlan) -> None:
+        self._client = client
+        self._plan = plan
+        self._step: DoAttempt | DoSleep | GiveUp = plan.first()
+        self._current: _Attempt | None = None
+
+    def __aiter__(self) -> _Attempts:
+        return self
+
+    async def __anext__(self) -> _Attempt:
+        current = self._current
+        if current is not None:
+            if current.error is None:
+                raise StopAsyncIteration  # the block neither returned nor failed: done
+            self._step = self._plan.after_failure(
+                current.error, replica=current.url, first_token_received=current.received
+            )
+        client = self._client
+        url, step = await client._next_replica(self._plan, self._step)
+        self._current = _Attempt(client, url, step.attempt, client._timeouts(self._plan))
+        return self._current
+
+
+class _Attempt:
+    """One try on one replica: reports its outcome to the router when its block exits.
+
+    An ``Exception`` inside the block is recorded (and suppressed, so the driver can retry)
+    unless the stream already delivered events, in which case it propagates as a typed error.
+    Cancellation or a consumer that stops reading frees the replica's slot with no health verdict.
+    """
+
+    __slots__ = (
+        "_client",
+        "_reported",
+        "_started",
+        "error",
+        "number",
+        "received",
+        "timeouts",
+        "url",
+    )
+
+    def __init__(self, client: TGIClient, url: str, number: int, timeouts: AttemptTimeouts) -> None:
+        self._client = client
+        self.url = url
+        self.number = number
+        self.timeouts = timeouts
+        self.received = False
+        self.error: TGIError | None = None
+        self._reported = False
+        self._started = 0.0
+
+    def succeed(self) -> float:
+        """Report success now (before yielding a stream's final event); returns the latency."""
+        latency = self._client.clock() - self._started
+        if not self._reported:
+            self._reported = True
+            self._client._replicas.on_success(self.url, latency)
+        return latency
+
+    async def __aenter__(self) -> _Attempt:
+        self._client._replicas.on_start(self.url)
+        self._started = self._client.clock()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool:
+        client = self._client
+        if exc is None:
+            self.succeed()
+            return False
+        if self._reported:
+            return False  # the stream's consumer stopped after the final event
+        self._reported = True
+        if not isinstance(exc, Exception):
+            # Cancelled, or the consumer stopped reading: free the slot, no health verdict.
+            client._replicas.on_failure(self.url, exc)
+            return False
+        err = client._as_error(exc, self.url)
+        client._replicas.on_failure(self.url, err, latency=client.clock() - self._started)
+        logger.debug("attempt %d on %s failed: %s", self.number, self.url, err)
+        if self.received:
+            if err is exc:
+                return False
+            raise err  # _as_error chained the cause
+        self.error = err
+        return True
 
 
 def _parse_stream_event(data: str, replica: str) -> StreamEvent:

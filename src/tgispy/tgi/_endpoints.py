@@ -2,30 +2,59 @@
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Sequence
-from urllib.parse import urlsplit
+from dataclasses import dataclass
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 from tgispy.errors import ConfigError
 
-__all__ = ["replica_urls"]
+__all__ = ["Credentials", "replica_urls", "split_userinfo"]
 
 PortArg = int | str | Sequence[int | str] | None
 UrlArg = str | Sequence[str]
 
 
+def _shown(url: str) -> str:
+    """``url`` as it may appear in an error: no userinfo, no query string, no fragment."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:
+        return "<unparsable url>"
+    return urlunsplit((parts.scheme, host + port, parts.path, "", ""))
+
+
 def _check_base(url: str) -> str:
     if not isinstance(url, str) or not url.strip():
-        raise ConfigError(f"url must be a non-empty string such as 'http://localhost', got {url!r}")
+        raise ConfigError(
+            f"url must be a non-empty string such as 'http://localhost', got {type(url).__name__}"
+        )
     url = url.strip()
-    parts = urlsplit(url)
+    if any(c.isspace() or ord(c) < 0x20 or ord(c) == 0x7F for c in url):
+        raise ConfigError(
+            f"url {_shown(url)!r} contains whitespace or control characters; "
+            "percent-encode them (e.g. %20) or fix the URL"
+        )
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a port out of range
+    except ValueError:
+        raise ConfigError(
+            f"url {_shown(url)!r} is not a valid URL; use e.g. url='http://localhost'"
+        ) from None
     if parts.scheme not in ("http", "https"):
         raise ConfigError(
-            f"url {url!r} must start with http:// or https:// (e.g. url='http://localhost')"
+            f"url {_shown(url)!r} must start with http:// or https:// (e.g. url='http://localhost')"
         )
     if not parts.hostname:
-        raise ConfigError(f"url {url!r} has no host name; use e.g. url='http://localhost'")
+        raise ConfigError(f"url {_shown(url)!r} has no host name; use e.g. url='http://localhost'")
     if parts.query or parts.fragment:
-        raise ConfigError(f"url {url!r} must not have a query string or fragment")
+        raise ConfigError(
+            f"url {_shown(url)!r} must not have a query string or fragment; pass credentials "
+            "with http_request_kwargs={'headers': {...}} instead"
+        )
     return url.rstrip("/")
 
 
@@ -43,7 +72,8 @@ def _with_port(base: str, port: int) -> str:
     parts = urlsplit(base)
     if parts.port is not None:
         raise ConfigError(
-            f"url {base!r} already has a port; pass port=None, or drop the port from the url"
+            f"url {_shown(base)!r} already has a port; pass port=None, or drop the port from "
+            "the url"
         )
     netloc = f"{parts.netloc}:{port}"
     return f"{parts.scheme}://{netloc}{parts.path}".rstrip("/")
@@ -87,7 +117,53 @@ def replica_urls(url: UrlArg, port: PortArg) -> tuple[str, ...]:
     unique: list[str] = []
     for u in urls:
         if u in seen:
-            raise ConfigError(f"replica {u} is listed twice; list each replica once")
+            raise ConfigError(f"replica {_shown(u)} is listed twice; list each replica once")
         seen.add(u)
         unique.append(u)
     return tuple(unique)
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """Userinfo taken out of replica URLs: sent as Basic auth, kept out of every display.
+
+    Attributes:
+        authorization: the ``Authorization`` header value (``None`` when no URL had userinfo).
+        secrets: the strings to scrub (``user:password``, the password, the header value).
+    """
+
+    authorization: str | None = None
+    secrets: tuple[str, ...] = ()
+
+
+def split_userinfo(urls: Sequence[str]) -> tuple[tuple[str, ...], Credentials]:
+    """Strip ``user:password@`` from replica URLs; return the clean URLs and the credentials.
+
+    All replicas of one client must share one userinfo (it becomes one ``Authorization``).
+
+    Example:
+        >>> clean, creds = split_userinfo(["https://me:s3cretpass@h.example"])
+        >>> clean, creds.authorization
+        (('https://h.example',), 'Basic bWU6czNjcmV0cGFzcw==')
+    """
+    clean: list[str] = []
+    found: set[tuple[str, str]] = set()
+    for url in urls:
+        parts = urlsplit(url)
+        if parts.username is None and parts.password is None:
+            clean.append(url)
+            continue
+        found.add((unquote(parts.username or ""), unquote(parts.password or "")))
+        netloc = parts.netloc.rpartition("@")[2]
+        clean.append(urlunsplit((parts.scheme, netloc, parts.path, "", "")))
+    if not found:
+        return tuple(clean), Credentials()
+    if len(found) > 1:
+        raise ConfigError(
+            "replica URLs carry different user:password@ credentials; use one set for all "
+            "replicas of a client, or pass http_request_kwargs={'auth': (user, password)}"
+        )
+    user, password = found.pop()
+    pair = f"{user}:{password}"
+    header = "Basic " + base64.b64encode(pair.encode()).decode()
+    return tuple(clean), Credentials(header, tuple(v for v in (pair, password, header) if v))

@@ -18,7 +18,7 @@ Example:
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Literal, get_args
 
 from tgispy.errors import ConfigError
@@ -27,10 +27,6 @@ __all__ = ["RetryPolicy", "RoutingPolicy", "Strategy", "Timeout"]
 
 #: replica choice strategies understood by :class:`~tgispy.tgi._routing.ReplicaSet`
 Strategy = Literal["least_outstanding", "p2c", "round_robin", "random"]
-
-#: the smallest timeout :meth:`Timeout.capped_to` hands out, so a nearly spent deadline still gives
-#: a valid (if hopeless) timeout instead of zero, which some transports read as "no timeout"
-_MIN_TIMEOUT = 1e-3
 
 
 def _number(owner: str, name: str, value: object, *, optional: bool = False) -> float | None:
@@ -86,8 +82,8 @@ class Timeout:
         total: the whole attempt, from connect to the last byte.
 
     Example:
-        >>> Timeout(connect=1.0).capped_to(0.5)
-        Timeout(connect=0.5, first_byte=0.5, total=0.5)
+        >>> Timeout(connect=1.0, total=30.0)
+        Timeout(connect=1.0, first_byte=120.0, total=30.0)
     """
 
     connect: float | None = 5.0
@@ -97,22 +93,6 @@ class Timeout:
     def __post_init__(self) -> None:
         for name in ("connect", "first_byte", "total"):
             _positive("Timeout", name, getattr(self, name), optional=True)
-
-    def capped_to(self, seconds: float | None) -> Timeout:
-        """These timeouts, each cut to at most ``seconds`` (what is left of a request deadline).
-
-        ``None`` returns ``self`` unchanged; a timeout that is off becomes ``seconds``.
-        """
-        if seconds is None:
-            return self
-        cap = max(float(seconds), _MIN_TIMEOUT)
-
-        def cut(value: float | None) -> float:
-            return cap if value is None else min(value, cap)
-
-        return replace(
-            self, connect=cut(self.connect), first_byte=cut(self.first_byte), total=cut(self.total)
-        )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -229,6 +209,13 @@ class RoutingPolicy:
             replica it has not heard from, so a replica that was slow once (a cold start) is
             tried again; ``None`` never forgets.
         probe_timeout: seconds a health probe may take; after that another probe may be sent.
+        panic_threshold: when fewer than this fraction of the replicas are in rotation, ejected
+            replicas that still answer take traffic again, least bad first (Envoy's panic
+            mode), so ejections never turn partial faults into an outage. ``0`` turns it off
+            except when every replica is ejected.
+        reconnect_probe_interval: an ejected replica that refuses connections (or fails its
+            probe) is probed at least this often, however long its ejection interval has grown:
+            such a probe costs nothing, and a restarted replica returns within about this long.
 
     Example:
         >>> RoutingPolicy(max_in_flight_per_replica=8).max_in_flight_per_replica
@@ -246,6 +233,8 @@ class RoutingPolicy:
     latency_ewma_alpha: float = 0.3
     latency_decay: float | None = 10.0
     probe_timeout: float = 5.0
+    reconnect_probe_interval: float = 1.0
+    panic_threshold: float = 0.5
 
     def __post_init__(self) -> None:
         owner = "RoutingPolicy"
@@ -279,3 +268,5 @@ class RoutingPolicy:
         _fraction(owner, "latency_ewma_alpha", self.latency_ewma_alpha, allow_zero=False)
         _positive(owner, "latency_decay", self.latency_decay, optional=True)
         _positive(owner, "probe_timeout", self.probe_timeout)
+        _positive(owner, "reconnect_probe_interval", self.reconnect_probe_interval)
+        _fraction(owner, "panic_threshold", self.panic_threshold)

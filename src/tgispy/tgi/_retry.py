@@ -2,42 +2,37 @@
 
 In the spirit of tenacity's ``iter()``: :class:`RetryPlan` holds every retry decision (which errors
 are retried, bounded attempts, jittered exponential backoff, ``Retry-After``, the request deadline
-and the client's retry budget) and does no I/O. A driver is a ten-line loop that performs what the
-plan says; :func:`drive_sync` and :func:`drive_async` are the two reference drivers and share all
-of their decisions through the plan.
+and the client's retry budget) and does no I/O. The one driver that performs what it says is
+``tgispy.tgi._client._Attempts``, shared by plain and streaming requests.
 
 Example:
     >>> from tgispy.errors import UnavailableError
-    >>> from tgispy.tgi._policy import RetryPolicy
-    >>> calls = []
-    >>> def attempt(a: Attempt) -> str:
-    ...     calls.append(a.number)
-    ...     if a.number == 1:
-    ...         raise UnavailableError("loading", status=503, replica="http://a")
-    ...     return "ok"
-    >>> plan = RetryPlan(RetryPolicy(max_attempts=3), budget=None)
-    >>> drive_sync(plan, attempt, sleep=lambda s: None)
-    'ok'
-    >>> calls
-    [1, 2]
+    >>> plan = RetryPlan(RetryPolicy(max_attempts=3, jitter=0.0), budget=None)
+    >>> plan.first()
+    DoAttempt(attempt=1, exclude=frozenset())
+    >>> plan.after_failure(UnavailableError("loading", status=503), replica="http://a")
+    DoSleep(seconds=0.05)
+    >>> plan.next_attempt()
+    DoAttempt(attempt=2, exclude=frozenset({'http://a'}))
 """
 
 from __future__ import annotations
 
-import asyncio
 import math
 import random
 import threading
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Final, TypeAlias, TypeVar
+from typing import Final, TypeAlias
 
 from tgispy.errors import (
     AllReplicasFailedError,
+    ConnectError,
     GenerationError,
     NoHealthyReplicaError,
+    OverloadedError,
     TGIError,
     TGITimeoutError,
     ValidationError,
@@ -46,7 +41,6 @@ from tgispy.tgi._policy import RetryPolicy
 
 __all__ = [
     "DEADLINE",
-    "Attempt",
     "DoAttempt",
     "DoSleep",
     "Failure",
@@ -55,12 +49,9 @@ __all__ = [
     "RetryPlan",
     "Step",
     "backoff",
-    "drive_async",
-    "drive_sync",
+    "is_cheap",
     "is_retryable",
 ]
-
-T = TypeVar("T")
 
 #: ``error_type`` of the :class:`~tgispy.errors.TGITimeoutError` raised when a request's deadline
 #: is spent. Such a timeout is never retried (the time is gone); transports that cut an attempt
@@ -170,6 +161,22 @@ def is_retryable(error: BaseException, *, first_token_received: bool = False) ->
     return error.retryable
 
 
+def is_cheap(error: BaseException) -> bool:
+    """Whether a failure cost the replica (almost) nothing: a refused connection or a 429.
+
+    Such a failure on a replica the request has not tried yet does not count against
+    ``max_attempts`` nor the retry budget: it moves on to an untried replica at once (so a fresh
+    client whose first pick is a dead or saturated replica still gets its answer elsewhere).
+    Bounded by the number of replicas.
+
+    Example:
+        >>> from tgispy.errors import ConnectError, MalformedResponseError
+        >>> is_cheap(ConnectError("refused")), is_cheap(MalformedResponseError("bad"))
+        (True, False)
+    """
+    return isinstance(error, (ConnectError, OverloadedError))
+
+
 def backoff(
     attempt: int, policy: RetryPolicy, rng: random.Random, retry_after: float | None = None
 ) -> float:
@@ -265,11 +272,6 @@ class RetryBudget:
         with self._lock:
             return self._available()
 
-    def can_retry(self) -> bool:
-        """Whether one more retry fits the budget now (does not spend it)."""
-        with self._lock:
-            return self._available() + _EPSILON >= 1.0
-
     def try_withdraw(self) -> bool:
         """Spend one retry if the budget allows it; ``False`` means "do not retry"."""
         with self._lock:
@@ -293,6 +295,8 @@ class RetryPlan:
         clock: monotonic seconds; injected so tests are deterministic.
         rng: random source for jitter.
         started_at: when the request started (defaults to now), for the deadline.
+        replicas: how many replicas the client routes over; a cheap failure (:func:`is_cheap`)
+            on a not yet tried replica is free while an untried one remains.
 
     Example:
         >>> from tgispy.errors import OverloadedError
@@ -316,8 +320,11 @@ class RetryPlan:
         clock: Callable[[], float] = time.monotonic,
         rng: random.Random | None = None,
         started_at: float | None = None,
+        replicas: int = 1,
     ) -> None:
         self.policy = policy
+        self._replicas = replicas
+        self._free = 0  # cheap failovers to untried replicas: not counted as attempts
         self._budget = budget
         self._clock = clock
         self._rng = rng if rng is not None else random.Random()
@@ -370,10 +377,17 @@ class RetryPlan:
         self._failures.append(Failure(self._attempt, replica, error))
         if not is_retryable(error, first_token_received=first_token_received):
             return self._give_up(self._last_error())
+        tried = {f.replica for f in self._failures if f.replica is not None}
+        if is_cheap(error) and replica is not None and len(tried) < self._replicas:
+            first_here = sum(f.replica == replica for f in self._failures) == 1
+            if first_here:
+                # Free failover: the replica refused at once; try one not yet tried, now.
+                self._free += 1
+                return self._next_now_or_give_up()
         generation_failures = sum(isinstance(f.error, GenerationError) for f in self._failures)
         if generation_failures > _MAX_GENERATION_RETRIES:
             return self._give_up(self._exhausted("a 424 generation error is retried only once"))
-        if self._attempt >= self.policy.max_attempts:
+        if self._attempt - self._free >= self.policy.max_attempts:
             return self._give_up(
                 self._exhausted(f"max_attempts={self.policy.max_attempts} reached")
             )
@@ -382,7 +396,7 @@ class RetryPlan:
         remaining = self.remaining()
         if remaining is not None and delay >= remaining:
             # Sleeping would spend what is left of the deadline; stop now rather than late.
-            return self._give_up(self._deadline_error())
+            return self._give_up(self.deadline_error())
         if self._budget is not None and not self._budget.try_withdraw():
             return self._give_up(self._exhausted("the client's retry budget is spent"))
         if delay > 0:
@@ -390,12 +404,18 @@ class RetryPlan:
             return DoSleep(delay)
         return self._attempt_step()
 
+    def _next_now_or_give_up(self) -> Step:
+        remaining = self.remaining()
+        if remaining is not None and remaining <= 0:
+            return self._give_up(self.deadline_error())
+        return self._attempt_step()
+
     def next_attempt(self) -> DoAttempt | GiveUp:
         """After a :class:`DoSleep`: the next attempt, or give up if the deadline is spent."""
         self._expect("sleeping", "next_attempt()")
         remaining = self.remaining()
         if remaining is not None and remaining <= 0:
-            return self._give_up(self._deadline_error())
+            return self._give_up(self.deadline_error())
         return self._attempt_step()
 
     # ---- internals ----------------------------------------------------------------------------
@@ -444,97 +464,20 @@ class RetryPlan:
         error.__cause__ = last
         return error
 
-    def _deadline_error(self) -> TGITimeoutError:
+    def deadline_error(self) -> TGITimeoutError:
+        """The error for a spent deadline, naming every failed attempt so far."""
+        deadline = self.policy.deadline or 0.0
+        if not self._failures:
+            return TGITimeoutError(
+                f"request deadline of {deadline:g}s spent before an attempt could be made",
+                error_type=DEADLINE,
+            )
         last = self._failures[-1]
         error = TGITimeoutError(
-            f"request deadline of {self.policy.deadline:g}s spent after "
+            f"request deadline of {deadline:g}s spent after "
             f"{len(self._failures)} attempt(s): " + "; ".join(f.describe() for f in self._failures),
             error_type=DEADLINE,
             replica=last.replica,
         )
         error.__cause__ = last.error
         return error
-
-
-@dataclass
-class Attempt:
-    """One attempt, as handed to the attempt function by :func:`drive_sync` / :func:`drive_async`.
-
-    The attempt function sets ``replica`` once it has chosen one, and ``first_token_received``
-    once a stream has delivered output, so the plan can account for the failure correctly.
-
-    Attributes:
-        number: the attempt's number; the first is 1.
-        exclude: replicas that already failed this request.
-        remaining: seconds left before the deadline (``None``: no deadline); cap timeouts with it.
-        replica: where the attempt went.
-        first_token_received: a stream already delivered output (never retried then).
-    """
-
-    number: int
-    exclude: frozenset[str]
-    remaining: float | None
-    replica: str | None = None
-    first_token_received: bool = False
-
-
-def drive_sync(
-    plan: RetryPlan,
-    attempt_fn: Callable[[Attempt], T],
-    *,
-    sleep: Callable[[float], object] = time.sleep,
-) -> T:
-    """Run ``attempt_fn`` as ``plan`` says, blocking; return its result or raise the plan's error.
-
-    Example:
-        >>> drive_sync(RetryPlan(RetryPolicy(), budget=None), lambda a: a.number)
-        1
-    """
-    step: Step = plan.first()
-    while True:
-        if isinstance(step, GiveUp):
-            raise step.error
-        if isinstance(step, DoSleep):
-            sleep(step.seconds)
-            step = plan.next_attempt()
-            continue
-        attempt = Attempt(step.attempt, step.exclude, plan.remaining())
-        try:
-            return attempt_fn(attempt)
-        except Exception as exc:
-            step = plan.after_failure(
-                exc, replica=attempt.replica, first_token_received=attempt.first_token_received
-            )
-
-
-async def drive_async(
-    plan: RetryPlan,
-    attempt_fn: Callable[[Attempt], Awaitable[T]],
-    *,
-    sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
-) -> T:
-    """Run ``attempt_fn`` as ``plan`` says, on the event loop; return its result or raise.
-
-    Cancellation is not a failure: it propagates at once, whatever the plan.
-
-    Example:
-        >>> async def attempt(a: Attempt) -> int:
-        ...     return a.number
-        >>> asyncio.run(drive_async(RetryPlan(RetryPolicy(), budget=None), attempt))
-        1
-    """
-    step: Step = plan.first()
-    while True:
-        if isinstance(step, GiveUp):
-            raise step.error
-        if isinstance(step, DoSleep):
-            await sleep(step.seconds)
-            step = plan.next_attempt()
-            continue
-        attempt = Attempt(step.attempt, step.exclude, plan.remaining())
-        try:
-            return await attempt_fn(attempt)
-        except Exception as exc:
-            step = plan.after_failure(
-                exc, replica=attempt.replica, first_token_received=attempt.first_token_received
-            )

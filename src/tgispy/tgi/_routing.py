@@ -38,9 +38,11 @@ from typing import Any, TypeAlias
 
 from tgispy.errors import (
     ConfigError,
+    ConnectError,
     NoHealthyReplicaError,
     ParseError,
     TGITimeoutError,
+    UnavailableError,
     ValidationError,
 )
 from tgispy.tgi._policy import RoutingPolicy
@@ -66,6 +68,9 @@ LATENCY_SAMPLES = 1024
 _WAIT_MIN = 0.001
 _WAIT_MAX = 0.05
 _WAIT_DEFAULT = 0.01
+
+# Weight of the past in a replica's health score (one result moves it by 10%).
+_SCORE_KEEP = 0.9
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,6 +170,11 @@ class ReplicaState:
         successes / failures / cancelled: how the attempts ended.
         errors: failures by error class name.
         latencies: the most recent successful latencies.
+        answering: the replica's last word was an answer (even a 429 or a garbled body), not a
+            refused connection, a timeout, a 502/503/504 or a failed health probe. With every replica
+            ejected, answering ones still take traffic (least bad first).
+        score: moving average of health-relevant results (1.0 = all good); never reset by an
+            ejection, it ranks ejected replicas when they are all that is left.
     """
 
     url: str
@@ -188,6 +198,8 @@ class ReplicaState:
     cancelled: int = 0
     errors: Counter[str] = field(default_factory=Counter)
     latencies: deque[float] = field(default_factory=lambda: deque(maxlen=LATENCY_SAMPLES))
+    answering: bool = True
+    score: float = 1.0
 
     def __post_init__(self) -> None:
         self.results = deque(self.results, maxlen=self.window)
@@ -267,15 +279,35 @@ class ReplicaSet:
                 probe.probing_since = now
                 return Probe(probe.url)
             healthy = [r for r in self._replicas.values() if not r.needs_probe]
-            if not healthy:
-                return NoneAvailable(
-                    {r.url: r.last_error or "ejected" for r in self._replicas.values()}
-                )
+            if not healthy or len(healthy) < self.policy.panic_threshold * len(self._replicas):
+                return self._choose_in_panic(healthy, exclude)
             preferred = [r for r in healthy if r.url not in exclude] or healthy
             open_ = [r for r in preferred if not self._at_cap(r)]
             if not open_:
                 return Wait(self._wait_hint(preferred))
             return Pick(self._pick(open_, now).url)
+
+    def _choose_in_panic(self, healthy: Sequence[ReplicaState], exclude: Collection[str]) -> Choice:
+        # Too few replicas in rotation (Envoy's panic threshold). Ejection must not turn partial
+        # faults into an outage: ejected replicas that still answer join the healthy ones, and
+        # the least bad takes the call (by health score; one that already failed this request
+        # counts half). Fail fast only when none answers (refused connections, failed probes).
+        candidates = list(healthy) + [
+            r for r in self._replicas.values() if r.needs_probe and r.answering
+        ]
+        if not candidates:
+            return NoneAvailable(
+                {r.url: r.last_error or "ejected" for r in self._replicas.values()}
+            )
+        open_ = [r for r in candidates if not self._at_cap(r)]
+        if not open_:
+            return Wait(self._wait_hint(candidates))
+
+        def merit(r: ReplicaState) -> tuple[float, int, float]:
+            score = r.score * (0.5 if r.url in exclude else 1.0)
+            return (round(score, 2), -r.in_flight, self._rng.random())
+
+        return Pick(max(open_, key=merit).url)
 
     def _due_probe(self, now: float, exclude: Collection[str]) -> ReplicaState | None:
         due = [
@@ -384,6 +416,8 @@ class ReplicaSet:
             r = self._get(url)
             r.in_flight = max(r.in_flight - 1, 0)
             r.successes += 1
+            r.answering = True
+            r.score = _SCORE_KEEP * r.score + (1 - _SCORE_KEEP)
             r.latencies.append(latency)
             self._observe_latency(r, latency)
             if r.needs_probe:  # a late answer from an ejected replica: it still needs its probe
@@ -428,6 +462,8 @@ class ReplicaSet:
             if not counted:
                 return
             r.last_error = _describe(error)
+            r.answering = not isinstance(error, (ConnectError, TGITimeoutError, UnavailableError))
+            r.score = _SCORE_KEEP * r.score
             if r.needs_probe:  # already out of rotation: do not extend the ejection
                 return
             r.consecutive_failures += 1
@@ -446,6 +482,7 @@ class ReplicaSet:
             now = self._clock()
             r.probing_since = None
             if ok:
+                r.answering = True
                 if r.needs_probe:
                     r.needs_probe = False
                     r.ejected_until = None
@@ -455,7 +492,8 @@ class ReplicaSet:
                     logger.info("replica %s passed its health probe; back in rotation", url)
                 return
             r.last_error = f"health probe failed: {error}" if error else "health probe failed"
-            self._eject(r, now)
+            r.answering = False
+            self._eject(r, now, again=True)
 
     def _observe_latency(self, r: ReplicaState, latency: float) -> None:
         alpha = self.policy.latency_ewma_alpha
@@ -483,18 +521,24 @@ class ReplicaSet:
             return True
         return not enough or failing >= (p.eject_failure_rate or 0.5)
 
-    def _eject(self, r: ReplicaState, now: float) -> None:
+    def _eject(self, r: ReplicaState, now: float, *, again: bool = False) -> None:
         p = self.policy
         if r.returned_at is not None and now - r.returned_at >= p.eject_max:
             r.level = 0  # healthy for a long stretch: forget earlier ejections
         r.level += 1
         r.ejections += 1
         interval = min(p.eject_base * 2.0 ** (r.level - 1), p.eject_max)
+        if not r.answering:
+            # Probing a replica that refuses connections costs nothing: check it often, so a
+            # restarted replica is back in rotation within about this interval.
+            interval = min(interval, p.reconnect_probe_interval)
         r.ejected_until = now + interval
         r.needs_probe = True
         # Logged under the lock: handlers never call back into the set, and the order of
-        # ejections in the log then matches the order they happened in.
-        logger.warning(
+        # ejections in the log then matches the order they happened in. A failed probe of a
+        # replica already out of rotation is no news: it is logged at DEBUG.
+        logger.log(
+            logging.DEBUG if again else logging.WARNING,
             "replica %s ejected for %.3gs (ejection %d): %s",
             r.url,
             interval,
@@ -549,6 +593,7 @@ class ReplicaSet:
                     "latency_p50": _percentile(lat, 0.50),
                     "latency_p99": _percentile(lat, 0.99),
                     "last_error": r.last_error,
+                    "answering": r.answering,
                 }
             return out
 

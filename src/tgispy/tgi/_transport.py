@@ -1,74 +1,159 @@
-"""The HTTP shell: aiohttp sessions, one request attempt, and exception translation.
+"""The transport seam: one HTTP exchange with one replica, and its aiohttp implementation.
 
-This module is the only place that touches aiohttp. It sends one attempt to one replica and returns
-bytes (or an async iterator of SSE payloads); deciding where and whether to retry is the router's
-job, and parsing is the pure protocol modules' job.
+:class:`AsyncTransport` is the protocol the client core talks to (in the spirit of httpx's
+transports): it sends one :class:`HTTPRequest` and returns an :class:`HTTPResponse`, or for a
+streaming request an async generator that yields the response head first and then raw body chunks.
+It never retries, routes or parses; it raises only errors of tgispy's error tree
+(:class:`~tgispy.errors.ConnectError`, :class:`~tgispy.errors.TGITimeoutError`,
+:class:`~tgispy.errors.TransportError`). :class:`AiohttpTransport` is the default one and the only
+module that imports aiohttp; :class:`tgispy.testing.MockTransport` answers in-process for tests.
 
-One ``aiohttp.ClientSession`` (and so one keep-alive connection pool) is shared by every client on
-an event loop. It is closed when the loop shuts down its async generators (``asyncio.run`` and
-pytest-asyncio do), so callers never have to remember to close it.
+One ``aiohttp.ClientSession`` (one keep-alive pool) per event loop and TLS setting is shared by
+every client on that loop; it is closed when the loop shuts down its async generators
+(``asyncio.run`` and pytest-asyncio do), so callers never have to remember to close it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import ssl
-from collections.abc import AsyncIterator, Mapping
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from collections.abc import AsyncGenerator, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from urllib.parse import urljoin, urlsplit
 
 from tgispy._sync import on_loop_shutdown
-from tgispy.errors import (
-    ConnectError,
-    TGIError,
-    TGITimeoutError,
-    TransportError,
-)
+from tgispy.errors import ConfigError, ConnectError, TGIError, TGITimeoutError, TransportError
 
 if TYPE_CHECKING:
     import aiohttp
 
-__all__ = ["HTTPResponse", "Transport", "translate_exception"]
+__all__ = [
+    "AiohttpTransport",
+    "AsyncTransport",
+    "AttemptTimeouts",
+    "HTTPRequest",
+    "HTTPResponse",
+    "close_sessions",
+    "origin",
+]
 
 logger = logging.getLogger(__name__)
 
+#: redirects followed per request (same origin only, 307/308 only: they keep method and body)
+MAX_REDIRECTS = 5
 
-@dataclass(frozen=True)
+# aiohttp treats a timeout of 0 as "no timeout": a spent budget must never become that.
+_MIN_TIMEOUT = 0.001
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptTimeouts:
+    """Limits for one attempt, in seconds (``None``: off).
+
+    Attributes:
+        connect: opening the connection (TCP and TLS).
+        read: the wait for the response head and then between two body chunks.
+        total: the whole exchange, from connect to the last byte.
+    """
+
+    connect: float | None = None
+    read: float | None = None
+    total: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class HTTPRequest:
+    """One HTTP exchange to send.
+
+    Attributes:
+        method: ``"GET"`` or ``"POST"``.
+        url: the absolute URL (a replica's base URL plus the route).
+        headers: request headers, credentials included; transports never log them.
+        body: the request body.
+        timeouts: the attempt's limits.
+    """
+
+    method: str
+    url: str
+    headers: Mapping[str, str] = field(default_factory=dict)
+    body: bytes = b""
+    timeouts: AttemptTimeouts = AttemptTimeouts()
+
+    def __repr__(self) -> str:
+        # Header values may be credentials: show names only.
+        return f"HTTPRequest({self.method} {self.url}, headers={sorted(self.headers)})"
+
+
+@dataclass(frozen=True, slots=True)
 class HTTPResponse:
-    """A complete response: status, headers (lower-case names) and body bytes."""
+    """A response head and its whole body (empty for the head of a stream).
+
+    Attributes:
+        status: the HTTP status.
+        headers: response headers, names lower-cased.
+        body: the body bytes.
+    """
 
     status: int
     headers: Mapping[str, str]
     body: bytes
 
 
-def translate_exception(exc: BaseException, replica: str) -> TGIError:
-    """Map a foreign (aiohttp, asyncio, OS) exception to our error tree: the one place we do so."""
-    import aiohttp
+@runtime_checkable
+class AsyncTransport(Protocol):
+    """What the client core needs from HTTP: one exchange with one replica.
 
-    if isinstance(exc, TGIError):
-        if exc.replica is None:
-            exc.replica = replica
-        return exc
-    err: TGIError
-    if isinstance(exc, (asyncio.TimeoutError, aiohttp.ServerTimeoutError)):
-        err = TGITimeoutError(f"timed out talking to {replica}", replica=replica)
-    elif isinstance(exc, aiohttp.ClientConnectorError):
-        err = ConnectError(f"cannot connect to {replica}: {exc.os_error}", replica=replica)
-    elif isinstance(exc, (aiohttp.ClientError, OSError)):
-        err = TransportError(
-            f"HTTP transport error talking to {replica}: {type(exc).__name__}: {exc}",
-            replica=replica,
+    Implementations raise only tgispy errors (connect, timeout, transport) and follow no
+    cross-origin redirect. Pass one as ``HFClientTGI(..., transport=...)``.
+    """
+
+    async def send(self, request: HTTPRequest) -> HTTPResponse:
+        """Send ``request`` and read the whole response."""
+        ...
+
+    def stream(self, request: HTTPRequest) -> AsyncGenerator[HTTPResponse | bytes, None]:
+        """Send ``request``; yield the response head first, then raw body chunks.
+
+        A non-2xx response yields one :class:`HTTPResponse` carrying its whole body and stops.
+        """
+        ...
+
+
+def origin(url: str) -> tuple[str, str, int | None]:
+    """``(scheme, host, port)`` of ``url``, default ports filled in (for same-origin checks).
+
+    Example:
+        >>> origin("https://a.example/v1") == origin("https://a.example:443/x")
+        True
+    """
+    parts = urlsplit(url)
+    port = parts.port or {"http": 80, "https": 443}.get(parts.scheme)
+    return (parts.scheme, (parts.hostname or "").lower(), port)
+
+
+def redirect_target(request_url: str, status: int, location: str | None) -> str:
+    """Where a 307/308 may be followed: same origin only (credentials never change origin).
+
+    Raises :class:`~tgispy.errors.TransportError` naming the fix for a cross-origin redirect.
+    """
+    if not location:
+        raise TransportError(f"{status} redirect without a Location header")
+    target = urljoin(request_url, location)
+    if origin(target) != origin(request_url):
+        scheme, host, port = origin(target)
+        raise TransportError(
+            f"the server redirected ({status}) to another origin, {scheme}://{host}:{port}; "
+            "tgispy never follows a redirect to another origin, since the request carries your "
+            "credentials; configure that URL as the replica instead"
         )
-    else:
-        err = TransportError(f"unexpected error talking to {replica}: {exc!r}", replica=replica)
-    err.__cause__ = exc
-    return err
+    return target
 
 
 class _LoopSessions:
-    """One aiohttp session per (event loop, TLS verification setting), closed with the loop."""
+    """One aiohttp session per (event loop, TLS setting), closed with the loop."""
 
     def __init__(self) -> None:
         self._sessions: dict[tuple[int, str], aiohttp.ClientSession] = {}
@@ -110,7 +195,7 @@ class _LoopSessions:
         if loop_id in self._guards:
             return
 
-        async def guard() -> AsyncIterator[None]:
+        async def guard() -> AsyncGenerator[None, None]:
             try:
                 yield None
             finally:
@@ -118,152 +203,140 @@ class _LoopSessions:
 
         gen = guard()
         self._guards[loop_id] = gen
-        loop.create_task(_start_guard(gen))
+        # Started synchronously: a task would still be pending if the loop closes right away.
+        step: Any = gen.asend(None)
+        with contextlib.suppress(StopIteration):  # the guard parks at its yield
+            step.send(None)
 
     async def close_loop(self, loop_id: int) -> None:
         self._guards.pop(loop_id, None)
         for key in [k for k in self._sessions if k[0] == loop_id]:
-            session = self._sessions.pop(key)
-            await session.close()
+            # pop with a default: a second closer (close_sessions, the guard) may race us here
+            session = self._sessions.pop(key, None)
+            if session is not None:
+                await session.close()
 
     async def close_current(self) -> None:
         await self.close_loop(id(asyncio.get_running_loop()))
 
 
-async def _start_guard(gen: AsyncIterator[None]) -> None:
-    await gen.__anext__()
-
-
 _SESSIONS = _LoopSessions()
 
 
-class Transport:
-    """Sends single attempts to replicas over shared keep-alive sessions.
+class AiohttpTransport:
+    """The default transport: aiohttp over shared keep-alive sessions.
 
     Args:
-        headers: extra request headers (e.g. ``Authorization``); never logged.
-        verify: TLS verification: ``True``, ``False`` or a CA bundle path.
+        verify: TLS verification: ``True``, ``False`` or the path of a CA bundle (checked now).
+
+    Example:
+        >>> AiohttpTransport(verify=False)
+        AiohttpTransport(verify=False)
     """
 
-    def __init__(self, *, headers: Mapping[str, str] | None = None, verify: bool | str = True):
-        self._headers = {"Content-Type": "application/json", **(headers or {})}
+    def __init__(self, *, verify: bool | str = True) -> None:
+        if isinstance(verify, str):
+            try:
+                ssl.create_default_context(cafile=verify)
+            except (OSError, ssl.SSLError) as exc:
+                raise ConfigError(
+                    f"verify={verify!r} is not a readable CA bundle ({exc.__class__.__name__}); "
+                    "pass the path of a PEM file, True (system CAs) or False"
+                ) from None
+        elif not isinstance(verify, bool):
+            raise ConfigError(
+                f"verify must be True, False or the path of a CA bundle, got {verify!r}"
+            )
         self._verify = verify
-        self._secrets = _secret_values(self._headers)
-        self._timeouts: dict[tuple[float | None, float | None, float | None], Any] = {}
+        self._timeouts: dict[AttemptTimeouts, Any] = {}
 
-    def _timeout(self, connect: float | None, read: float | None, total: float | None) -> Any:
-        key = (connect, read, total)
-        cached = self._timeouts.get(key)
+    def _timeout(self, t: AttemptTimeouts) -> Any:
+        cached = self._timeouts.get(t)
         if cached is None:
             import aiohttp
 
-            cached = aiohttp.ClientTimeout(total=total, sock_connect=connect, sock_read=read)
+            def floor(v: float | None) -> float | None:
+                return None if v is None else max(v, _MIN_TIMEOUT)
+
+            cached = aiohttp.ClientTimeout(
+                total=floor(t.total), sock_connect=floor(t.connect), sock_read=floor(t.read)
+            )
             if len(self._timeouts) < 64:  # deadline-capped totals vary; keep the common ones
-                self._timeouts[key] = cached
+                self._timeouts[t] = cached
         return cached
 
-    async def post(
-        self,
-        url: str,
-        body: bytes,
-        *,
-        connect: float | None = None,
-        read: float | None = None,
-        total: float | None = None,
-    ) -> HTTPResponse:
-        """POST ``body`` to ``url`` and read the whole response."""
-        session = _SESSIONS.get(self._verify)
-        async with session.post(
-            url,
-            data=body,
-            headers=self._headers,
-            timeout=self._timeout(connect, read, total),
-        ) as resp:
-            data = await resp.read()
-            return HTTPResponse(resp.status, _lower(resp.headers), self._scrub(resp.status, data))
+    async def send(self, request: HTTPRequest) -> HTTPResponse:
+        """Send ``request`` and read the whole response (same-origin 307/308 followed)."""
+        url = request.url
+        try:
+            session = _SESSIONS.get(self._verify)
+            for _ in range(MAX_REDIRECTS + 1):
+                async with session.request(
+                    request.method,
+                    url,
+                    data=request.body or None,
+                    headers=request.headers,
+                    timeout=self._timeout(request.timeouts),
+                    allow_redirects=False,
+                ) as resp:
+                    data = await resp.read()
+                    if resp.status in (307, 308):
+                        url = redirect_target(url, resp.status, resp.headers.get("Location"))
+                        continue
+                    return HTTPResponse(resp.status, _lower(resp.headers), data)
+            raise TransportError(f"more than {MAX_REDIRECTS} redirects")
+        except Exception as exc:
+            raise _translate(exc, request.url) from exc
 
-    async def get(self, url: str, *, total: float | None = 5.0) -> HTTPResponse:
-        session = _SESSIONS.get(self._verify)
-        async with session.get(
-            url, headers=self._headers, timeout=self._timeout(total, total, total)
-        ) as resp:
-            data = await resp.read()
-            return HTTPResponse(resp.status, _lower(resp.headers), self._scrub(resp.status, data))
+    async def stream(self, request: HTTPRequest) -> AsyncGenerator[HTTPResponse | bytes, None]:
+        """POST and yield the response head (body empty), then raw body chunks.
 
-    async def stream(
-        self,
-        url: str,
-        body: bytes,
-        *,
-        connect: float | None = None,
-        read: float | None = None,
-        total: float | None = None,
-    ) -> AsyncIterator[HTTPResponse | bytes]:
-        """POST and yield first the response head (body empty), then raw body chunks.
-
-        A non-2xx response yields one :class:`HTTPResponse` carrying the whole body and stops.
+        A non-2xx response yields one :class:`HTTPResponse` with its whole body and stops.
         """
-        session = _SESSIONS.get(self._verify)
-        async with session.post(
-            url,
-            data=body,
-            headers={**self._headers, "Accept": "text/event-stream"},
-            timeout=self._timeout(connect, read, total),
-        ) as resp:
-            if resp.status >= 300:
-                data = self._scrub(resp.status, await resp.read())
-                yield HTTPResponse(resp.status, _lower(resp.headers), data)
-                return
-            yield HTTPResponse(resp.status, _lower(resp.headers), b"")
-            async for chunk in resp.content.iter_any():
-                yield chunk
-
-    def _scrub(self, status: int, body: bytes) -> bytes:
-        """An error body with our own credentials cut out.
-
-        Error bodies become error messages (and so logs); a proxy that echoes the request's
-        ``Authorization`` header in its 401 page must not put the token there.
-        """
-        if status < 300 or not self._secrets:
-            return body
-        for secret in self._secrets:
-            body = body.replace(secret, b"[redacted]")
-        return body
+        try:
+            session = _SESSIONS.get(self._verify)
+            async with session.request(
+                request.method,
+                request.url,
+                data=request.body or None,
+                headers={**request.headers, "Accept": "text/event-stream"},
+                timeout=self._timeout(request.timeouts),
+                allow_redirects=False,
+            ) as resp:
+                if resp.status >= 300:
+                    yield HTTPResponse(resp.status, _lower(resp.headers), await resp.read())
+                    return
+                yield HTTPResponse(resp.status, _lower(resp.headers), b"")
+                async for chunk in resp.content.iter_any():
+                    yield chunk
+        except Exception as exc:
+            raise _translate(exc, request.url) from exc
 
     def __repr__(self) -> str:
-        # Header values may hold secrets: show names only.
-        return f"Transport(headers={sorted(self._headers)}, verify={self._verify!r})"
+        return f"AiohttpTransport(verify={self._verify!r})"
 
 
-#: request headers whose values are credentials
-_SECRET_HEADERS = frozenset(
-    {"authorization", "proxy-authorization", "cookie", "x-api-key", "api-key"}
-)
+def _translate(exc: BaseException, url: str) -> TGIError:
+    """Map an aiohttp, asyncio or OS exception to the error tree: the one place that does."""
+    import aiohttp
+
+    if isinstance(exc, TGIError):
+        return exc
+    where = _without_path(url)
+    if isinstance(exc, (asyncio.TimeoutError, aiohttp.ServerTimeoutError)):
+        return TGITimeoutError(f"timed out talking to {where}")
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return ConnectError(f"cannot connect to {where}: {exc.os_error}")
+    if isinstance(exc, (aiohttp.ClientError, OSError)):
+        return TransportError(
+            f"HTTP transport error talking to {where}: {type(exc).__name__}: {exc}"
+        )
+    return TransportError(f"unexpected error talking to {where}: {type(exc).__name__}")
 
 
-def _secret_values(headers: Mapping[str, str]) -> tuple[bytes, ...]:
-    """The credential strings in ``headers``: each value, and the token after its scheme
-    (``Bearer <token>``), and for ``Basic`` the decoded ``user:password`` and password."""
-    import base64
-    import binascii
-
-    found: set[str] = set()
-    for name, value in headers.items():
-        if name.lower() not in _SECRET_HEADERS:
-            continue
-        found.add(value)
-        scheme, _, token = value.partition(" ")
-        if token:
-            found.add(token.strip())
-        if scheme.lower() == "basic" and token:
-            try:
-                pair = base64.b64decode(token.strip(), validate=True).decode()
-            except (binascii.Error, UnicodeDecodeError):
-                continue
-            found.add(pair)
-            found.add(pair.partition(":")[2])
-    # longest first, so a value is cut whole before its parts; short strings are not secrets
-    return tuple(v.encode() for v in sorted(found, key=len, reverse=True) if len(v) >= 8)
+def _without_path(url: str) -> str:
+    scheme, host, port = origin(url)
+    return f"{scheme}://{host}:{port}"
 
 
 def _lower(headers: Mapping[str, str]) -> dict[str, str]:
