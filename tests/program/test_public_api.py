@@ -102,6 +102,11 @@ def test_public_names_are_pinned() -> None:
             "new_to_old_field",
             "signature_to_template",
             "dsp",
+            "TypedPredictor",
+            "TypedChainOfThought",
+            "FunctionalModule",
+            "predictor",
+            "cot",
         ]
     )
 

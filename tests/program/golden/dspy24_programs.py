@@ -20,6 +20,8 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+import pydantic
+
 Scenario = Callable[[Any, Any], Any]
 SCENARIOS: dict[str, Scenario] = {}
 
@@ -148,6 +150,121 @@ def assert_bypassed_by_handler(dspy: Any, dummy_lm: Any) -> Any:
     return [out, _pred(noexcept(question="Q?"))]
 
 
+# ---- typed predictors -----------------------------------------------------------------------
+
+
+class Answer(pydantic.BaseModel):
+    value: int
+    note: str
+
+
+def _typed_sig(dspy: Any, output_type: Any, *, name: str = "answer") -> Any:
+    namespace: dict[str, Any] = {
+        "__doc__": "Answer the question.",
+        "__annotations__": {"question": str, name: output_type},
+        "question": dspy.InputField(),
+        name: dspy.OutputField(desc="the answer"),
+    }
+    return type("TypedQA", (dspy.Signature,), namespace)
+
+
+@scenario
+def typed_int(dspy: Any, dummy_lm: Any) -> Any:
+    dspy.settings.configure(lm=dummy_lm(["forty two", "42"]))
+    pred = dspy.TypedPredictor("question -> answer: int")(question="6 times 7?")
+    return {"answer": pred.answer, "type": type(pred.answer).__name__}
+
+
+@scenario
+def typed_bool_and_float(dspy: Any, dummy_lm: Any) -> Any:
+    dspy.settings.configure(lm=dummy_lm(["yes", "true", "3.5"]))
+    flag = dspy.TypedPredictor(_typed_sig(dspy, bool))(question="Is it?").answer
+    number = dspy.TypedPredictor(_typed_sig(dspy, float))(question="How much?").answer
+    return [flag, number]
+
+
+@scenario
+def typed_pydantic_with_example_and_retries(dspy: Any, dummy_lm: Any) -> Any:
+    dspy.settings.configure(
+        lm=dummy_lm(
+            [
+                "not json",
+                '{"value": 3, "note": "example"}',
+                '{"value": "x", "note": "y"}',
+                '```json\n{"value": 2, "note": "two"}\n```',
+            ]
+        )
+    )
+    pred = dspy.TypedPredictor(_typed_sig(dspy, Answer))(question="Which?")
+    return pred.answer.model_dump()
+
+
+@scenario
+def typed_list_and_inputs(dspy: Any, dummy_lm: Any) -> Any:
+    class Sig(dspy.Signature):
+        """Pick numbers."""
+
+        passages: list[str] = dspy.InputField()
+        record: Answer = dspy.InputField()
+        numbers: list[int] = dspy.InputField()
+        picked: list[int] = dspy.OutputField()
+
+    dspy.settings.configure(lm=dummy_lm(["one two", "[1, 2]", "[1, 2]"]))
+    pred = dspy.TypedPredictor(Sig)(
+        passages=["first one", "second"], record=Answer(value=1, note="n"), numbers=[3, 4]
+    )
+    return pred.picked
+
+
+@scenario
+def typed_chain_of_thought(dspy: Any, dummy_lm: Any) -> Any:
+    dspy.settings.configure(lm=dummy_lm(["so\nAnswer: 3.5 units", "we know\nAnswer: 3.5"]))
+    program = dspy.TypedChainOfThought("question -> answer: float")
+    pred = program(question="How much?")
+    return [pred.reasoning, pred.answer]
+
+
+@scenario
+def typed_too_many_retries(dspy: Any, dummy_lm: Any) -> Any:
+    dspy.settings.configure(lm=dummy_lm(["a", "b", "c"]))
+    return dspy.TypedPredictor("question -> answer: int", max_retries=2)(question="N?").answer
+
+
+@scenario
+def typed_explain_errors_and_demos(dspy: Any, dummy_lm: Any) -> Any:
+    dspy.settings.configure(
+        lm=dummy_lm(
+            [
+                "seven",
+                "It wrote a word\nAdvice: Write digits only.",
+                "7",
+            ]
+        )
+    )
+    program = dspy.TypedPredictor("question -> answer: int", explain_errors=True)
+    program.predictor.demos = [dspy.Example(question="1+1?", answer=2)]
+    return program(question="3+4?").answer
+
+
+@scenario
+def functional_module(dspy: Any, dummy_lm: Any) -> Any:
+    class Calc(dspy.FunctionalModule):
+        @dspy.predictor
+        def double(self, number: int) -> int:
+            """Double the number."""
+
+        @dspy.cot
+        def describe(self, number: int) -> str:
+            """Describe the number in words."""
+
+        def forward(self, number: int) -> Any:
+            twice = self.double(number=number)
+            return [twice, self.describe(number=twice)]
+
+    dspy.settings.configure(lm=dummy_lm(["8", "it is even\nDescribe: eight"]))
+    return Calc()(number=4)
+
+
 # ---- runner ---------------------------------------------------------------------------------
 
 
@@ -166,6 +283,11 @@ def record(dspy: Any, dummy_lm: Any, name: str) -> dict[str, Any]:
             out["result"] = SCENARIOS[name](dspy, make_lm)
     except Exception as exc:
         out["error"] = [type(exc).__name__, str(exc)]
+        if type(exc).__name__ in ("ValueError", "ParseError"):
+            # DSPy 2.4 raised ValueError(message, errors); tgispy a ParseError (a ValueError)
+            # with the same message and an ``errors`` attribute.
+            errors = exc.args[1] if len(exc.args) > 1 else getattr(exc, "errors", None)
+            out["error"] = ["ValueError", exc.args[0], errors]
     out["prompts"] = [entry["prompt"] for lm in lms for entry in lm.history]
     kwargs = []
     for lm in lms:
