@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import pickle
 import sqlite3
 import stat
 import subprocess
@@ -12,7 +13,6 @@ import threading
 from pathlib import Path
 from typing import Any
 
-import diskcache
 import pytest
 
 from tgispy.cache import DiskCache, LMCache, MemoryCache, cache_key, default_cache_dir
@@ -21,6 +21,17 @@ from tgispy.errors import ConfigError
 KEY = cache_key({"model": "m", "endpoint": "/generate", "body": {"inputs": "Hi"}})
 VALUE = {"prompt": "Hi", "choices": [{"text": " there"}], "usage": {"completion_tokens": 1}}
 DISK_LOGGER = "tgispy.cache._disk"
+DB = "tgispy-cache.sqlite3"
+
+
+def write_raw(directory: Path, key: str, value: object) -> None:
+    """Write a row as another program could, bypassing tgispy."""
+    con = sqlite3.connect(directory / DB)
+    try:
+        with con:
+            con.execute("INSERT OR REPLACE INTO entries (key, value) VALUES (?, ?)", (key, value))
+    finally:
+        con.close()
 
 
 def modes(directory: Path) -> dict[str, int]:
@@ -57,21 +68,21 @@ def test_new_directory_is_0700_and_every_file_0600_whatever_the_umask(
     disk = DiskCache(directory)
     try:
         disk.set(KEY, VALUE)
-        large = {"text": "x" * 3_000_000}  # far above diskcache's 32 KiB file threshold
+        large = {"text": "x" * 3_000_000}  # large values stay inline too
         disk.set("large", large)
         assert disk.get("large") == large
         found = modes(directory)  # walked while the connection (and so -wal/-shm) is open
     finally:
         disk.close()
     # values live inline in SQLite: no value files or sub-directories were written
-    assert found == {".": 0o700, "cache.db": 0o600, "cache.db-wal": 0o600, "cache.db-shm": 0o600}
+    assert found == {".": 0o700, DB: 0o600, f"{DB}-wal": 0o600, f"{DB}-shm": 0o600}
 
 
 def test_existing_loose_database_files_are_tightened(tmp_path: Path) -> None:
     directory = tmp_path / "cache"
     with DiskCache(directory) as disk:
         disk.set(KEY, VALUE)
-    db = directory / "cache.db"
+    db = directory / DB
     os.chmod(db, 0o644)
     with DiskCache(directory) as disk:
         assert disk.get(KEY) == VALUE
@@ -85,7 +96,7 @@ def test_cachedir_env_is_respected(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     with DiskCache() as disk:
         assert disk.directory == target
         disk.set(KEY, VALUE)
-    assert (target / "cache.db").is_file()
+    assert (target / DB).is_file()
     with DiskCache(target) as again:
         assert again.get(KEY) == VALUE
 
@@ -125,8 +136,7 @@ def test_invalid_json_entry_is_a_logged_miss(
     directory = tmp_path / "cache"
     with DiskCache(directory) as disk:
         disk.set(KEY, VALUE)
-    with diskcache.Cache(str(directory)) as raw:
-        raw.set(KEY, '{"prompt": "truncated')
+    write_raw(directory, KEY, '{"prompt": "truncated')
     caplog.set_level(logging.DEBUG, logger=DISK_LOGGER)
     with DiskCache(directory) as disk:
         assert disk.get(KEY) is None
@@ -140,7 +150,9 @@ def test_invalid_json_entry_is_a_logged_miss(
     assert all('"prompt"' not in r.getMessage() for r in caplog.records)  # values never logged
 
 
-def test_pickled_entry_is_never_unpickled(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+def test_pickled_or_binary_entry_is_never_loaded(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     directory = tmp_path / "cache"
     marker = tmp_path / "pwned"
 
@@ -150,15 +162,12 @@ def test_pickled_entry_is_never_unpickled(tmp_path: Path, caplog: pytest.LogCapt
 
     with DiskCache(directory):
         pass
-    with diskcache.Cache(str(directory)) as raw:  # the default Disk pickles non-str values
-        raw.set(KEY, Exploit())
-        raw.set("file-backed", "x" * 100_000)  # a text value file, which tgispy never writes
+    write_raw(directory, KEY, pickle.dumps(Exploit()))  # a BLOB, as a pickling cache writes
     caplog.set_level(logging.DEBUG, logger=DISK_LOGGER)
     with DiskCache(directory) as disk:
         assert disk.get(KEY) is None
-        assert disk.get("file-backed") is None
     assert not marker.exists()
-    assert any("not inline JSON text" in r.getMessage() for r in caplog.records)
+    assert any("not JSON text" in r.getMessage() for r in caplog.records)
 
 
 def test_broken_database_reads_miss_and_writes_warn_once(
@@ -168,9 +177,9 @@ def test_broken_database_reads_miss_and_writes_warn_once(
     caplog.set_level(logging.DEBUG, logger=DISK_LOGGER)
     with DiskCache(directory) as disk:
         disk.set(KEY, VALUE)
-        con = sqlite3.connect(directory / "cache.db")
+        con = sqlite3.connect(directory / DB)
         try:
-            con.execute("DROP TABLE Cache")
+            con.execute("DROP TABLE entries")
             con.commit()
         finally:
             con.close()
@@ -197,7 +206,7 @@ def test_unopenable_directory_degrades_with_one_warning(
     else:
         directory = tmp_path / "cache"
         directory.mkdir(mode=0o700)
-        (directory / "cache.db").write_bytes(b"this is not an SQLite database" * 100)
+        (directory / DB).write_bytes(b"this is not an SQLite database" * 100)
     caplog.set_level(logging.DEBUG, logger=DISK_LOGGER)
     disk = DiskCache(directory)
     assert not disk.available
@@ -233,7 +242,7 @@ def test_size_limit_drops_the_oldest_entries(tmp_path: Path) -> None:
         assert disk.get("k39") == {"i": 39, "pad": "x" * 100_000}
         assert disk.get("k0") is None
         assert len(disk) < 40
-    assert (tmp_path / "cache" / "cache.db").stat().st_size < 4 * 2**20
+    assert (tmp_path / "cache" / DB).stat().st_size < 4 * 2**20
 
 
 @pytest.mark.parametrize("size_limit", [0, -5, 1.0, True])
@@ -257,7 +266,7 @@ def test_32_threads_write_and_read_one_directory(tmp_path: Path) -> None:
         except BaseException as exc:
             errors.append(exc)
         finally:
-            disk.close()  # each thread owns one SQLite connection
+            disk.close()
 
     pool = [threading.Thread(target=worker, args=(t,)) for t in range(threads)]
     for th in pool:
@@ -274,8 +283,8 @@ def test_32_threads_write_and_read_one_directory(tmp_path: Path) -> None:
         disk.close()
 
 
-def test_importing_the_cache_does_not_import_diskcache() -> None:
-    code = "import sys, tgispy.cache; print('diskcache' in sys.modules)"
+def test_importing_the_cache_does_not_import_sqlite3() -> None:
+    code = "import sys, tgispy.cache; print('sqlite3' in sys.modules)"
     result = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
     )

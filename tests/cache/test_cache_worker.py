@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 import os
+import sqlite3
 import threading
 import time
 from pathlib import Path
-from typing import Any
 
-import diskcache
 import pytest
 
 from tgispy.cache import DiskCache, LMCache, MemoryCache, cache_key
@@ -73,31 +73,42 @@ def test_40_threads_share_one_connection(tmp_path: Path, write_behind: bool) -> 
     disk.close()
 
 
-def test_a_miss_for_a_key_not_on_disk_reads_nothing(tmp_path: Path) -> None:
+def sql(directory: Path, statement: str, *args: object) -> None:
+    """Change the database behind tgispy's back, as another program could."""
+    con = sqlite3.connect(directory / "tgispy-cache.sqlite3")
+    try:
+        with con:
+            con.execute(statement, args)
+    finally:
+        con.close()
+
+
+def test_a_miss_for_a_key_not_on_disk_reads_nothing(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     directory = tmp_path / "c"
     present = key_for("present")
     with DiskCache(directory) as disk:
         disk.set(present, {"text": "on disk"})
-    with diskcache.Cache(str(directory)) as raw:
-        raw.stats(enable=True)  # diskcache counts every read it serves from now on
     disk = DiskCache(directory)
     try:
         wait_until_loaded(disk)
         cache = LMCache(memory=MemoryCache(), disk=disk, write_behind=True)
-        for i in range(50):
-            assert cache.get(key_for(f"new {i}")) is None
-            assert disk.get(key_for(f"other {i}")) is None
-        assert cache.get(present) == {"text": "on disk"}  # read from disk, then from memory
-        assert cache.get(present) == {"text": "on disk"}
         written = key_for("written here")
         cache.set(written, {"text": "mine"})
         cache.flush()
         assert disk.get(written) == {"text": "mine"}  # the filter knows this process's writes
-        with diskcache.Cache(str(directory)) as raw:
-            hits, misses = raw.stats()
+        # From now on every SQLite read fails, and says so in a DEBUG line naming its key.
+        sql(directory, "ALTER TABLE entries RENAME TO moved")
+        caplog.set_level(logging.DEBUG, logger="tgispy.cache._disk")
+        for i in range(50):
+            assert cache.get(key_for(f"new {i}")) is None
+            assert disk.get(key_for(f"other {i}")) is None
+        assert cache.get(present) is None  # on disk as far as this process knows: read, failed
     finally:
         disk.close()
-    assert (hits, misses) == (2, 0)  # 100 misses that never reached SQLite
+    reads = [r.getMessage() for r in caplog.records if "treated as a miss" in r.getMessage()]
+    assert len(reads) == 1 and present in reads[0]  # 100 misses never reached SQLite
 
 
 def test_reads_before_the_filter_loads_still_find_entries(tmp_path: Path) -> None:
@@ -123,24 +134,18 @@ def test_clear_empties_the_filter_and_later_writes_are_found(tmp_path: Path) -> 
         assert disk.get(key_for("a")) == {"v": 2}
 
 
-def test_a_pickled_key_on_disk_is_never_unpickled_by_the_filter_load(tmp_path: Path) -> None:
+def test_rows_another_program_wrote_do_not_break_the_filter(tmp_path: Path) -> None:
     directory = tmp_path / "c"
-    marker = tmp_path / "pwned"
-
-    class Exploit:
-        def __reduce__(self) -> tuple[Any, ...]:
-            return (os.mkdir, (str(marker),))
-
     with DiskCache(directory):
         pass
-    with diskcache.Cache(str(directory)) as raw:  # the default Disk pickles non-str keys
-        raw.set(Exploit(), "1")
-        raw.set(key_for("fine"), '{"ok":true}')
+    sql(directory, "INSERT INTO entries (key, value) VALUES (?, ?)", b"\x80binary", "1")
+    sql(directory, "INSERT INTO entries (key, value) VALUES (?, ?)", 7, "2")
+    sql(directory, "INSERT INTO entries (key, value) VALUES (?, ?)", key_for("fine"), '{"ok":1}')
     with DiskCache(directory) as disk:
         wait_until_loaded(disk)
-        assert disk.get(key_for("fine")) == {"ok": True}
+        assert disk.get(key_for("fine")) == {"ok": 1}
         assert disk.get(key_for("missing")) is None
-    assert not marker.exists()
+        assert len(disk) == 3
 
 
 def test_writes_land_when_the_worker_has_gone_idle_and_restarts(

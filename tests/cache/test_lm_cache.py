@@ -124,7 +124,7 @@ def test_default_is_shared_and_uses_the_env_directory(
         assert cache.disk is not None and cache.disk.available
         assert cache.disk.directory == tmp_path / "env"
         cache.set(K1, V1)
-        assert (tmp_path / "env" / "cache.db").is_file()
+        assert (tmp_path / "env" / "tgispy-cache.sqlite3").is_file()
     finally:
         cache.close()
 

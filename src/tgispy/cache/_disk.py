@@ -1,30 +1,37 @@
-"""The persistent tier: JSON text in a private diskcache (SQLite) directory.
+"""The persistent tier: JSON text in a private SQLite database, written by one worker thread.
 
 Safety properties, each tested:
 
-* values are JSON text stored inline in SQLite: nothing is pickled, no value files are written, and
-  an entry that is not JSON text (say, a pickle someone else wrote) is refused, never loaded;
+* values are JSON text stored inline in SQLite: nothing is pickled or unpickled, no value files
+  are written, and an entry that is not JSON text (say, bytes someone else wrote) is refused;
 * the directory is created 0700 and the database (with its ``-wal``/``-shm`` files, which SQLite
   creates with the database's mode) 0600, whatever the umask;
 * a broken cache never breaks a call: an unreadable entry is a miss (logged at DEBUG), a failed
   write is logged (WARNING once, then DEBUG), and a directory that cannot be opened turns the tier
   off with one WARNING naming the directory and ``TGISPY_CACHEDIR``.
+
+The format: one table ``entries(key TEXT PRIMARY KEY, value TEXT)`` in ``tgispy-cache.sqlite3``
+(WAL mode); ``INSERT OR REPLACE`` gives a rewritten entry a new rowid, so rowid order is store
+order and eviction drops the lowest rowids. (Up to 0.x the tier was a ``diskcache`` directory,
+``cache.db``; such a file is left alone and no longer read.)
 """
 
 from __future__ import annotations
 
-import functools
 import logging
 import os
 import stat
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tgispy.cache._keys import decode_value, encode_value
 from tgispy.cache._keyset import KeyFilter, KeyLoader
 from tgispy.cache._worker import DiskWorker
 from tgispy.errors import ConfigError
+
+if TYPE_CHECKING:
+    import sqlite3
 
 __all__ = ["CACHEDIR_ENV", "DiskCache", "default_cache_dir"]
 
@@ -36,6 +43,9 @@ _OFF_VALUES = frozenset({"", "off", "0", "false", "no", "none"})
 
 #: SQLite busy timeout: a cache that waits long on a lock is worse than a miss.
 _SQLITE_TIMEOUT_S = 5.0
+#: the database file in the cache directory
+DB_NAME = "tgispy-cache.sqlite3"
+_SCHEMA = "CREATE TABLE IF NOT EXISTS entries (key TEXT PRIMARY KEY NOT NULL, value TEXT NOT NULL)"
 
 
 def default_cache_dir() -> Path | None:
@@ -57,40 +67,6 @@ def default_cache_dir() -> Path | None:
     xdg = os.environ.get("XDG_CACHE_HOME", "")
     base = Path(xdg) if xdg and os.path.isabs(xdg) else Path.home() / ".cache"
     return base / "tgispy"
-
-
-class _ForeignEntryError(ValueError):
-    """A disk entry that tgispy did not write (not inline JSON text); read as a miss."""
-
-
-_FOREIGN_KEY = object()
-
-
-@functools.cache
-def _json_text_disk() -> type[Any]:
-    # Built on first use so that importing tgispy.cache does not import diskcache.
-    import diskcache
-    from diskcache.core import MODE_RAW, UNKNOWN
-
-    class JSONTextDisk(diskcache.Disk):  # type: ignore[misc]
-        """Serialization that only knows JSON text kept inline: no pickle, no value files."""
-
-        def store(self, value: Any, read: bool, key: Any = UNKNOWN) -> tuple[int, int, None, str]:
-            if read or type(value) is not str:
-                raise TypeError("tgispy's disk cache stores only JSON text")
-            return 0, MODE_RAW, None, value
-
-        def get(self, key: Any, raw: bool) -> Any:
-            # Keys are only read back when listing them (the key filter's load): a key tgispy
-            # did not write (pickled) is never unpickled, just skipped.
-            return super().get(key, raw) if raw else _FOREIGN_KEY
-
-        def fetch(self, mode: int, filename: str | None, value: Any, read: bool) -> str:
-            if mode != MODE_RAW or filename is not None or type(value) is not str:
-                raise _ForeignEntryError(f"entry in mode {mode} is not inline JSON text")
-            return value
-
-    return JSONTextDisk
 
 
 def _make_private_dir(directory: Path) -> None:
@@ -128,37 +104,49 @@ def _make_private_file(path: Path) -> None:
         os.close(fd)
 
 
-def _open_diskcache(directory: Path, size_limit: int) -> Any:
-    import diskcache
-    from diskcache.core import DBNAME
+def _connect(db: Path) -> sqlite3.Connection:
+    import sqlite3
 
+    # Autocommit mode: transactions are explicit (BEGIN IMMEDIATE for a batch of writes).
+    con = sqlite3.connect(db, timeout=_SQLITE_TIMEOUT_S, isolation_level=None)
+    try:
+        con.execute("PRAGMA synchronous = NORMAL")  # with WAL: durable at checkpoints, fast
+    except BaseException:
+        con.close()
+        raise
+    return con
+
+
+def _open_database(directory: Path) -> Path:
+    """Create (or check) the private directory and database; returns the database's path."""
     _make_private_dir(directory)
-    db = directory / DBNAME
+    db = directory / DB_NAME
     _make_private_file(db)
-    for leftover in (directory / f"{DBNAME}-wal", directory / f"{DBNAME}-shm"):
+    for leftover in (directory / f"{DB_NAME}-wal", directory / f"{DB_NAME}-shm"):
         if leftover.exists() and (leftover.stat().st_mode & 0o777) != 0o600:
             os.chmod(leftover, 0o600)
-    return diskcache.Cache(
-        str(directory),
-        timeout=_SQLITE_TIMEOUT_S,
-        disk=_json_text_disk(),
-        size_limit=size_limit,
-        # Reads stay lock-free; LRU on disk would make every hit a write transaction.
-        eviction_policy="least-recently-stored",
-    )
+    con = _connect(db)
+    try:
+        con.execute("PRAGMA journal_mode = WAL")  # readers never wait for the writer
+        con.execute(_SCHEMA)
+        con.execute("SELECT count(*) FROM entries").fetchone()
+    finally:
+        con.close()
+    return db
 
 
 class DiskCache:
-    """A persistent cache of JSON values in a private directory, on ``diskcache`` (SQLite).
+    """A persistent cache of JSON values in a private directory (one SQLite database).
 
     Values are stored as JSON text (never pickled), inline in the database. Safe to share
     between threads and between processes using the same directory.
 
     One worker thread per open cache does every SQLite operation, so a cache used from many
     threads holds one connection (3 file descriptors), not one per thread; it starts on first
-    use and ends after a few idle seconds. A key filter loaded at open lets a read of a key that
-    is not on disk miss without touching SQLite; entries another process writes after that are
-    misses here until the next open (see ``tgispy.cache._keyset``).
+    use and ends after a few idle seconds. Writes queued by :class:`~tgispy.cache.LMCache`'s
+    write-behind go to disk together, in one transaction. A key filter loaded at open lets a
+    read of a key that is not on disk miss without touching SQLite; entries another process
+    writes after that are misses here until the next open (see ``tgispy.cache._keyset``).
 
     Args:
         directory: where to keep the cache. None: :func:`default_cache_dir`, that is
@@ -183,7 +171,9 @@ class DiskCache:
     ) -> None:
         if isinstance(size_limit, bool) or not isinstance(size_limit, int) or size_limit < 1:
             raise ConfigError(f"DiskCache(size_limit={size_limit!r}): must be an int of bytes >= 1")
-        self._cache: Any = None
+        self._size_limit = size_limit
+        self._db: Path | None = None
+        self._con: sqlite3.Connection | None = None  # the worker thread's
         self._write_failure_logged = False
         self._keys = KeyFilter()
         self._worker: DiskWorker | None = None
@@ -201,15 +191,7 @@ class DiskCache:
             resolved = Path(os.fspath(directory)).expanduser()
         self._directory = resolved
         try:
-            import diskcache  # noqa: F401
-        except ImportError as exc:  # pragma: no cover - diskcache is a core dependency
-            raise ImportError(
-                "tgispy's disk cache needs diskcache: pip install 'diskcache>=5.6'"
-            ) from exc
-        try:
-            cache = _open_diskcache(resolved, size_limit)
-            # The connection diskcache opened in this thread: from now on only the worker's.
-            cache.close()
+            self._db = _open_database(resolved)
         except Exception as exc:  # any failure to open means "no disk tier", never a failed call
             logger.warning(
                 "disk cache off: cannot open cache directory %s (%s: %s). Set %s to a writable "
@@ -221,9 +203,8 @@ class DiskCache:
                 CACHEDIR_ENV,
             )
             return
-        self._cache = cache
-        self._worker = DiskWorker("tgispy-disk-cache", self._write_batch, cache.close)
-        self._worker.add_task(KeyLoader(cache.iterkeys, self._keys))
+        self._worker = DiskWorker("tgispy-disk-cache", self._write_batch, self._disconnect)
+        self._worker.add_task(KeyLoader(self._iter_keys, self._keys))
 
     @property
     def directory(self) -> Path | None:
@@ -233,7 +214,7 @@ class DiskCache:
     @property
     def available(self) -> bool:
         """Whether the directory opened; when False, ``get`` misses and ``set`` does nothing."""
-        return self._cache is not None
+        return self._worker is not None
 
     def get(self, key: str) -> Any | None:
         """Return the value stored under ``key``, or None (missing, unreadable or foreign)."""
@@ -255,24 +236,19 @@ class DiskCache:
             worker.flush()
             worker.call(self._clear)
 
-    def _clear(self) -> None:
-        # On the worker thread. The filter first: a write queued meanwhile lands after the clear.
-        self._keys.reset_empty()
-        self._cache.clear(retry=True)
-
     def close(self) -> None:
         """Write queued entries and close the database connection (it reopens on the next use)."""
         worker = self._worker
         if worker is not None:
             worker.flush()
-            worker.call(self._cache.close)
+            worker.call(self._disconnect)
 
     def __len__(self) -> int:
         worker = self._worker
         if worker is None:
             return 0
         worker.flush()
-        return int(worker.call(lambda: len(self._cache)))
+        return worker.call(self._count)
 
     def __enter__(self) -> DiskCache:
         return self
@@ -284,6 +260,7 @@ class DiskCache:
         state = "" if self.available else ", off"
         return f"DiskCache({str(self._directory)!r}{state})"
 
+    # ---- called from any thread ---------------------------------------------------------------
     def _get_text(self, key: str) -> str | None:
         worker = self._worker
         if worker is None or not self._keys.may_contain(key):
@@ -292,21 +269,6 @@ class DiskCache:
         if text is not None:
             return text
         return worker.call(lambda: self._read(key))
-
-    def _read(self, key: str) -> str | None:
-        # On the worker thread.
-        try:
-            text = self._cache.get(key)
-        except Exception as exc:  # a broken cache is a miss, never a failed call
-            logger.debug(
-                "disk cache read of %s in %s failed, treated as a miss (%s: %s)",
-                key,
-                self._directory,
-                type(exc).__name__,
-                exc,
-            )
-            return None
-        return text if isinstance(text, str) else None
 
     def _set_text(self, key: str, text: str) -> None:
         """Store one entry and wait until it is written."""
@@ -326,23 +288,85 @@ class DiskCache:
         if self._worker is not None:
             self._worker.flush()
 
-    def _write_batch(self, items: Sequence[tuple[str, str]]) -> None:
-        # On the worker thread.
-        self._set_many(items)
+    # ---- on the worker thread -----------------------------------------------------------------
+    def _connection(self) -> sqlite3.Connection:
+        con = self._con
+        if con is None:
+            assert self._db is not None
+            con = self._con = _connect(self._db)
+        return con
 
-    def _set_many(self, items: Sequence[tuple[str, str]]) -> None:
-        """Write entries in one SQLite transaction (the write-behind writer batches them)."""
-        cache = self._cache
-        if cache is None or not items:
-            return
-        key = items[0][0]
+    def _disconnect(self) -> None:
+        con, self._con = self._con, None
+        if con is not None:
+            con.close()
+
+    def _read(self, key: str) -> str | None:
         try:
-            if len(items) == 1:
-                cache.set(key, items[0][1])
-            else:
-                with cache.transact(retry=True):
-                    for k, text in items:
-                        cache.set(k, text)
+            row = (
+                self._connection()
+                .execute("SELECT value FROM entries WHERE key = ?", (key,))
+                .fetchone()
+            )
+        except Exception as exc:  # a broken cache is a miss, never a failed call
+            logger.debug(
+                "disk cache read of %s in %s failed, treated as a miss (%s: %s)",
+                key,
+                self._directory,
+                type(exc).__name__,
+                exc,
+            )
+            return None
+        if row is None:
+            return None
+        if type(row[0]) is not str:
+            logger.debug(
+                "disk cache entry %s is a %s, not JSON text: treated as a miss",
+                key,
+                type(row[0]).__name__,
+            )
+            return None
+        return str(row[0])
+
+    def _count(self) -> int:
+        return int(self._connection().execute("SELECT count(*) FROM entries").fetchone()[0])
+
+    def _clear(self) -> None:
+        # The filter first: a write queued meanwhile lands after the clear.
+        self._keys.reset_empty()
+        self._connection().execute("DELETE FROM entries")
+
+    def _iter_keys(self) -> Iterator[object]:
+        # In chunks, holding no cursor between them (writes and reads go on in between).
+        last = 0
+        while True:
+            rows = (
+                self._connection()
+                .execute(
+                    "SELECT rowid, key FROM entries WHERE rowid > ? ORDER BY rowid LIMIT 1000",
+                    (last,),
+                )
+                .fetchall()
+            )
+            if not rows:
+                return
+            yield from (key for _, key in rows)
+            last = rows[-1][0]
+
+    def _write_batch(self, items: Sequence[tuple[str, str]]) -> None:
+        """Write entries in one SQLite transaction, then evict the oldest if over the limit."""
+        if not items:
+            return
+        try:
+            con = self._connection()
+            con.execute("BEGIN IMMEDIATE")
+            try:
+                con.executemany("INSERT OR REPLACE INTO entries (key, value) VALUES (?, ?)", items)
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+            con.execute("COMMIT")
+            self._evict(con)
         except Exception as exc:  # a failed write loses only a cache entry, never the result
             if not self._write_failure_logged:
                 self._write_failure_logged = True
@@ -356,7 +380,29 @@ class DiskCache:
                     CACHEDIR_ENV,
                 )
             else:
-                logger.debug("disk cache write of %s failed (%s: %s)", key, type(exc).__name__, exc)
+                logger.debug(
+                    "disk cache write of %d entries failed (%s: %s)",
+                    len(items),
+                    type(exc).__name__,
+                    exc,
+                )
+
+    def _evict(self, con: sqlite3.Connection) -> None:
+        # Pages in use (freed pages are reused, so the file stays near the limit).
+        while True:
+            pages = con.execute("PRAGMA page_count").fetchone()[0]
+            free = con.execute("PRAGMA freelist_count").fetchone()[0]
+            size = con.execute("PRAGMA page_size").fetchone()[0]
+            if (pages - free) * size <= self._size_limit:
+                return
+            count = con.execute("SELECT count(*) FROM entries").fetchone()[0]
+            if count == 0:
+                return
+            con.execute(
+                "DELETE FROM entries WHERE rowid IN "
+                "(SELECT rowid FROM entries ORDER BY rowid LIMIT ?)",
+                (max(1, count // 10),),
+            )
 
 
 def _decode_or_none(key: str, text: str) -> Any | None:

@@ -1,8 +1,9 @@
 """One thread per disk cache owns its SQLite connection: calls, batched writes, background work.
 
-SQLite (through diskcache) keeps one connection per thread that touches the database, so a disk
-cache used from 32 worker threads held 32 connections (about 100 file descriptors) for as long as
-those threads lived. Here every database operation runs on one worker thread instead:
+An SQLite connection belongs to one thread, and the disk tier used to open one per thread that
+touched it (through diskcache): used from 32 worker threads it held 32 connections, about 100 file
+descriptors, for as long as those threads lived. Here every database operation runs on one worker
+thread instead:
 
 * :meth:`DiskWorker.call` runs a function there and waits for its result (reads, ``len``,
   ``clear``, ``close``);
