@@ -118,7 +118,7 @@ def run_program(
         metric_fn = _metric(metric, namespace)
         input_keys = _input_keys(inputs, namespace, program)
         devset = _load_dataset(data_path, input_keys, _predictor_inputs(program), limit)
-        info: dict[str, Any] = {"data": str(data_path)}
+        info: dict[str, Any] = {"data": str(data_path), "data_total": len(devset)}
         if shard is not None:
             where = parse_shard(shard)
             devset = [devset[i] for i in shard_indices(len(devset), where)]
@@ -188,7 +188,7 @@ def merge_results(
     out = stdout if stdout is not None else sys.stdout
     err = stderr if stderr is not None else sys.stderr
     rows: dict[str, ExampleResult] = {}
-    total = 0
+    total = data_total = 0
     metrics: set[str] = set()
     try:
         if not paths:
@@ -203,6 +203,8 @@ def merge_results(
             shard = header.get("shard") or [0, 1]
             first, step = int(shard[0]), int(shard[1])
             total += int(header.get("total", len(found.records)))
+            if isinstance(header.get("data_total"), int):
+                data_total = max(data_total, header["data_total"])
             if isinstance(header.get("metric"), str):
                 metrics.add(header["metric"])
             for example_id, record in found.records.items():
@@ -219,8 +221,9 @@ def merge_results(
         return EXIT_USAGE
     ordered = sorted(rows.values(), key=lambda row: row.index)
     name = metrics.pop() if metrics else "score"
+    # A shard's header knows the size of all the data: a missing shard shows as "not run".
     result = EvaluationResult(
-        rows=ordered, total=max(total, len(ordered)), metric_name=name, elapsed_s=0.0
+        rows=ordered, total=max(total, data_total, len(ordered)), metric_name=name, elapsed_s=0.0
     )
     print(result.summary(), file=out)
     print(
