@@ -198,3 +198,16 @@ def test_retries_stop_after_the_rounds_given(tmp_path: Path) -> None:
     assert evaluate(program) == 50.0
     assert program.calls == ["q0", "q1", "q0", "q0"]
     assert evaluate.last_result is not None and evaluate.last_result.infra_errors == 1
+
+
+def test_one_progress_bar_shows_rate_eta_error_kinds_and_the_running_score(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    evaluate = Evaluate(
+        devset=devset(4), metric=answer_exact_match, max_errors=None, display_progress=True
+    )
+    evaluate(Program(infra={"q2"}, parse={"q3"}))
+    final = capsys.readouterr().err.split("\r")[-1]
+    assert final.startswith("Average Metric: 2 / 4 (50.0%): 100%")
+    assert "4/4 [" in final and "ex/s" in final and "<00:00" in final  # done, ETA, rate
+    assert "answered 3, program errors 1, infra errors 1, score over answered 66.7%" in final
