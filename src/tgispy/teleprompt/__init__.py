@@ -15,6 +15,7 @@ from tgispy.teleprompt._copro import COPRO, SignatureOptimizer
 from tgispy.teleprompt._ensemble import Ensemble, EnsembledProgram
 from tgispy.teleprompt._knn_fewshot import KNNFewShot
 from tgispy.teleprompt._labeled import LabeledFewShot
+from tgispy.teleprompt._mipro_v2 import MIPROv2
 from tgispy.teleprompt._random_search import BootstrapFewShotWithRandomSearch, BootstrapRS
 from tgispy.teleprompt._teleprompter import Teleprompter
 
@@ -28,6 +29,7 @@ __all__ = [
     "EnsembledProgram",
     "KNNFewShot",
     "LabeledFewShot",
+    "MIPROv2",
     "SignatureOptimizer",
     "Teleprompter",
 ]
