@@ -113,9 +113,10 @@ class RetryPolicy:
         respect_retry_after: sleep at least a server's ``Retry-After`` before retrying.
         max_retry_after: a ``Retry-After`` longer than this is cut to this.
         deadline: seconds for the whole chain of attempts and sleeps, or ``None`` for no deadline.
-        budget_ratio: retries may add at most this fraction of the recent requests (a retry
-            budget shared by one client, so an outage cannot multiply load); ``None`` turns the
-            budget off.
+        budget_ratio: retries of overload failures (429, 502/503/504, timeouts) may add at most
+            this fraction of the recent requests (a retry budget shared by one client, so an
+            overloaded fleet's load is not multiplied); ``None`` turns the budget off. Other
+            faults are bounded by ``max_attempts`` only.
         budget_min_per_s: retries per second always allowed, however few requests there were.
         budget_ttl: seconds over which requests and retries count as "recent".
 

@@ -35,6 +35,7 @@ from tgispy.errors import (
     OverloadedError,
     TGIError,
     TGITimeoutError,
+    UnavailableError,
     ValidationError,
 )
 from tgispy.tgi._policy import RetryPolicy
@@ -51,6 +52,7 @@ __all__ = [
     "backoff",
     "is_cheap",
     "is_retryable",
+    "signals_overload",
 ]
 
 #: ``error_type`` of the :class:`~tgispy.errors.TGITimeoutError` raised when a request's deadline
@@ -175,6 +177,24 @@ def is_cheap(error: BaseException) -> bool:
         (True, False)
     """
     return isinstance(error, (ConnectError, OverloadedError))
+
+
+def signals_overload(error: BaseException) -> bool:
+    """Whether a failure says the fleet may be overloaded: 429, 502/503/504, a timeout.
+
+    Only retries of such failures draw on the retry budget, whose job is to stop retries from
+    multiplying the load on an overloaded fleet. Other faults (a malformed or truncated body, a
+    dropped connection, a 424/500 of one replica) are failed over within ``max_attempts`` alone:
+    capping them by the budget would turn one misbehaving replica into failed calls fleet-wide.
+
+    Example:
+        >>> from tgispy.errors import MalformedResponseError, OverloadedError
+        >>> signals_overload(OverloadedError("busy", status=429))
+        True
+        >>> signals_overload(MalformedResponseError("garbled"))
+        False
+    """
+    return isinstance(error, (OverloadedError, UnavailableError, TGITimeoutError))
 
 
 def backoff(
@@ -397,7 +417,7 @@ class RetryPlan:
         if remaining is not None and delay >= remaining:
             # Sleeping would spend what is left of the deadline; stop now rather than late.
             return self._give_up(self.deadline_error())
-        if self._budget is not None and not self._budget.try_withdraw():
+        if self._budget is not None and signals_overload(error) and not self._budget.try_withdraw():
             return self._give_up(self._exhausted("the client's retry budget is spent"))
         if delay > 0:
             self._state = "sleeping"

@@ -170,9 +170,9 @@ class ReplicaState:
         successes / failures / cancelled: how the attempts ended.
         errors: failures by error class name.
         latencies: the most recent successful latencies.
-        answering: the replica's last word was an answer (even a 429 or a garbled body), not a
-            refused connection, a timeout, a 502/503/504 or a failed health probe. With every replica
-            ejected, answering ones still take traffic (least bad first).
+        answering: the replica's last word was an answer (even a 429 or a garbled body), not
+            a refused connection, a timeout, a 502/503/504 or a failed health probe. In panic
+            mode (too few replicas in rotation), answering ones still take traffic.
         score: moving average of health-relevant results (1.0 = all good); never reset by an
             ejection, it ranks ejected replicas when they are all that is left.
     """
