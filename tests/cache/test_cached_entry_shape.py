@@ -6,8 +6,6 @@ ask the server again and overwrite the entry with a good one.
 
 The check that makes a wrong shape a miss belongs with the code that writes and reads the entry's
 shape (``_to_cache`` / ``_from_cache`` in ``tgispy/lm/_tgi.py``): the cache stores any JSON value.
-Shapes that ``_from_cache`` still serves are marked xfail(strict) until it checks field types;
-remove the marker then.
 """
 
 from __future__ import annotations
@@ -23,39 +21,30 @@ from tgispy.cache import DiskCache, LMCache, MemoryCache
 from tgispy.lm._tgi import HFClientTGI
 from tgispy.testing import Reply, ScriptedTGI
 
-NEEDS_LM_CHECK = pytest.mark.xfail(
-    strict=True,
-    reason="lm/_tgi.py _from_cache does not check field types yet (issue 13 item 11)",
-)
-
 WRONG_SHAPES = [
     pytest.param(["completions"], id="a-list"),
     pytest.param("fine", id="a-string"),
     pytest.param({"choices": [{"text": "stale"}]}, id="another-version"),
     pytest.param({"completions": "stale"}, id="completions-a-string"),
     pytest.param({"completions": [{"text": "stale", "extra": 1}]}, id="unknown-field"),
-    pytest.param({"completions": []}, id="no-completion", marks=NEEDS_LM_CHECK),
-    pytest.param({"completions": [{"text": 5}]}, id="text-a-number", marks=NEEDS_LM_CHECK),
-    pytest.param({"completions": [{"text": None}]}, id="text-null", marks=NEEDS_LM_CHECK),
+    pytest.param({"completions": []}, id="no-completion"),
+    pytest.param({"completions": [{"text": 5}]}, id="text-a-number"),
+    pytest.param({"completions": [{"text": None}]}, id="text-null"),
     pytest.param(
         {"completions": [{"text": "stale", "finish_reason": 3}]},
         id="finish-reason-a-number",
-        marks=NEEDS_LM_CHECK,
     ),
     pytest.param(
         {"completions": [{"text": "stale", "generated_tokens": "many"}]},
         id="tokens-a-string",
-        marks=NEEDS_LM_CHECK,
     ),
     pytest.param(
         {"completions": [{"text": "stale"}], "usage": "lots"},
         id="usage-a-string",
-        marks=NEEDS_LM_CHECK,
     ),
     pytest.param(
         {"completions": [{"text": "stale"}], "usage": {"completion_tokens": "1"}},
         id="usage-count-a-string",
-        marks=NEEDS_LM_CHECK,
     ),
 ]
 

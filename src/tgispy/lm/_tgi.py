@@ -444,19 +444,50 @@ def _to_cache(generation: Generation) -> dict[str, Any]:
 
 
 def _from_cache(prompt: str, value: Any) -> Generation | None:
-    """A cached generation, or ``None`` (a miss) when absent or not of the shape we store."""
-    if value is None:
+    """A cached generation, or ``None`` (a miss) when absent or not exactly the shape we store.
+
+    An entry hand-edited or written by another version must never be served: a wrong shape is a
+    miss, and the fresh answer overwrites it.
+    """
+    if not isinstance(value, dict) or set(value) - {"completions", "usage"}:
         return None
-    try:
-        return Generation(
-            prompt=prompt,
-            completions=tuple(Completion(**c) for c in value["completions"]),
-            usage=value.get("usage"),
-            replica=None,
-            cached=True,
+    raw = value.get("completions")
+    usage = value.get("usage")
+    if not isinstance(raw, list) or not raw or not _usage_shape(usage):
+        return None
+    completions = []
+    for c in raw:
+        if not isinstance(c, dict) or set(c) - _COMPLETION_FIELDS or not _completion_shape(c):
+            return None
+        completions.append(Completion(**c))
+    return Generation(
+        prompt=prompt, completions=tuple(completions), usage=usage, replica=None, cached=True
+    )
+
+
+_COMPLETION_FIELDS = frozenset({"text", "finish_reason", "generated_tokens", "logprob"})
+
+
+def _is_int(v: object) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _completion_shape(c: Mapping[str, Any]) -> bool:
+    tokens, logprob, reason = c.get("generated_tokens"), c.get("logprob"), c.get("finish_reason")
+    return (
+        isinstance(c.get("text"), str)
+        and (reason is None or isinstance(reason, str))
+        and (tokens is None or _is_int(tokens))
+        and (
+            logprob is None or (isinstance(logprob, (int, float)) and not isinstance(logprob, bool))
         )
-    except (KeyError, TypeError, AttributeError):
-        return None
+    )
+
+
+def _usage_shape(usage: object) -> bool:
+    return usage is None or (
+        isinstance(usage, dict) and all(isinstance(k, str) and _is_int(v) for k, v in usage.items())
+    )
 
 
 def _stream_remainder(streamed: str, final_text: str, event: StreamEvent) -> str:
