@@ -23,6 +23,7 @@ from tgispy._public import publish_object as _publish_object
 from tgispy._settings import settings
 from tgispy.errors import ConfigError, ParseError, TGIError, TgispyError
 from tgispy.lm import LM
+from tgispy.lm._scope import OUT_OF_SCOPE as _OUT_OF_SCOPE
 from tgispy.predict import ChainOfThought, Predict
 from tgispy.primitives import Completions, Example, Module, Prediction, Program
 from tgispy.signatures import (
@@ -92,6 +93,27 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "FunctionalModule": ("tgispy.functional", "FunctionalModule"),
     "predictor": ("tgispy.functional", "predictor"),
     "cot": ("tgispy.functional", "cot"),
+    "ReAct": ("tgispy.predict", "ReAct"),
+    "MultiChainComparison": ("tgispy.predict", "MultiChainComparison"),
+    "ChainOfThoughtWithHint": ("tgispy.predict", "ChainOfThoughtWithHint"),
+    "majority": ("tgispy.predict", "majority"),
+    "ProgramOfThought": ("tgispy.predict", "ProgramOfThought"),
+    "PythonInterpreter": ("tgispy.primitives", "PythonInterpreter"),
+    "CodePrompt": ("tgispy.primitives", "CodePrompt"),
+    "TextPrompt": ("tgispy.primitives", "TextPrompt"),
+    "InterpreterError": ("tgispy.primitives", "InterpreterError"),
+    "Retrieve": ("tgispy.retrieve", "Retrieve"),
+    "RetrieveThenRerank": ("tgispy.retrieve", "RetrieveThenRerank"),
+    "retrieve": ("tgispy.retrieve", None),
+    "functional": ("tgispy.functional", None),
+    # every self-hosted engine (issue 15)
+    "OpenAI": ("tgispy.lm._openai", "OpenAI"),
+    "Together": ("tgispy.lm._openai", "Together"),
+    "Anyscale": ("tgispy.lm._openai", "Anyscale"),
+    "HFClientVLLM": ("tgispy.lm._vllm", "HFClientVLLM"),
+    "HFClientSGLang": ("tgispy.lm._vllm", "HFClientSGLang"),
+    "OllamaLocal": ("tgispy.lm._ollama", "OllamaLocal"),
+    **{name: ("tgispy.lm._provider", name) for name in _OUT_OF_SCOPE},
 }
 
 
@@ -120,6 +142,8 @@ __all__ = [
     "BootstrapFewShotWithRandomSearch",
     "BootstrapRS",
     "ChainOfThought",
+    "ChainOfThoughtWithHint",
+    "CodePrompt",
     "Completions",
     "ConfigError",
     "Constraint",
@@ -130,8 +154,10 @@ __all__ = [
     "FunctionalModule",
     "HFClientTGI",
     "InputField",
+    "InterpreterError",
     "LabeledFewShot",
     "Module",
+    "MultiChainComparison",
     "OldField",
     "OldInputField",
     "OldOutputField",
@@ -141,11 +167,17 @@ __all__ = [
     "Prediction",
     "Program",
     "ProgramMeta",
+    "ProgramOfThought",
+    "PythonInterpreter",
+    "ReAct",
+    "Retrieve",
+    "RetrieveThenRerank",
     "Retry",
     "Signature",
     "SignatureMeta",
     "Suggest",
     "TGIError",
+    "TextPrompt",
     "TgispyError",
     "TypedChainOfThought",
     "TypedPredictor",
@@ -161,17 +193,23 @@ __all__ = [
     "default_assertion_handler",
     "dsp",
     "ensure_signature",
+    "functional",
     "handle_assert_forward",
     "infer_prefix",
     "inspect_history",
+    "majority",
     "make_signature",
     "move_kwargs",
     "new_to_old_field",
     "noop_handler",
     "predictor",
+    "retrieve",
     "set_attribute_by_name",
     "settings",
     "signature_to_template",
 ]
+# every self-hosted engine (issue 15), and DSPy 2.4's hosted clients that raise "out of scope"
+__all__ += ["Anyscale", "HFClientSGLang", "HFClientVLLM", "OllamaLocal", "OpenAI", "Together"]
+__all__.extend(_OUT_OF_SCOPE)
 
 _publish(__name__, globals(), __all__)

@@ -1,0 +1,565 @@
+"""``FleetLM``: the shared base of every non-TGI client (OpenAI-compatible, vLLM, SGLang,
+llama.cpp, Ollama), on the same fleet core as ``HFClientTGI``.
+
+One engine dialect (:mod:`tgispy.engines`) builds each request and parses each reply; the fleet
+client (:class:`~tgispy.tgi.TGIClient`) routes, retries and ejects; the LM base class keeps history
+and the DSPy 2.4 call shapes; the cache is ``HFClientTGI``'s. What is engine-specific lives in the
+dialect, never here: this module only turns DSPy kwargs into a neutral request, splits ``n``
+(server-side where the dialect says so, else fan-out) and always returns exactly ``n`` choices.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import time
+from collections.abc import AsyncGenerator, Iterator, Mapping, Sequence
+from typing import Any, Literal
+
+from tgispy._sync import iterate_sync, run_sync
+from tgispy.engines import Constraint, Dialect, Limits, Request, Result, dialect_for
+from tgispy.errors import ConfigError, TGIError
+from tgispy.lm._base import LM, Completion, Generation
+from tgispy.lm._tgi import _from_cache, _key, _resolve_cache, _sum_usage, _to_cache
+from tgispy.tgi._client import TGIClient
+from tgispy.tgi._policy import RetryPolicy, RoutingPolicy, Timeout
+from tgispy.tgi._transport import HTTPResponse
+
+__all__ = ["FleetLM", "ModelType", "base_url_and_prefix", "request_from_kwargs"]
+
+logger = logging.getLogger(__name__)
+
+ModelType = Literal["text", "chat"]
+
+#: kwargs the 2.4 clients keep in ``self.kwargs`` that are not generation parameters
+_NOT_SENT = frozenset(
+    {"model", "port", "url", "model_type", "system_prompt", "cache", "num_generations", "version"}
+)
+#: how long a failed limits discovery is remembered before trying again
+_LIMITS_RETRY_AFTER = 30.0
+
+
+def base_url_and_prefix(url: str) -> tuple[str, str]:
+    """Split an OpenAI-style ``api_base`` into the replica's root URL and the routes' prefix.
+
+    The root is where the engine's own routes live (``/health``, ``/props``, ``/api/show``); the
+    OpenAI routes go under the prefix. ``.../v1`` splits off ``/v1``; a bare host gets ``/v1`` (no
+    server serves the OpenAI routes at its root); any other path is kept, and the routes go
+    right under it (the OpenAI SDK's rule).
+
+    Example:
+        >>> base_url_and_prefix("http://gpu:8000/v1/")
+        ('http://gpu:8000', '/v1')
+        >>> base_url_and_prefix("http://gpu:8000")
+        ('http://gpu:8000', '/v1')
+        >>> base_url_and_prefix("https://proxy.example/llm/openai")
+        ('https://proxy.example/llm/openai', '')
+    """
+    from urllib.parse import urlsplit
+
+    if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+        raise ConfigError(
+            f"api_base must be an http(s) URL such as 'http://localhost:8000/v1', got {url!r}"
+        )
+    url = url.rstrip("/")
+    if url.endswith("/v1"):
+        return url[: -len("/v1")], "/v1"
+    return (url, "/v1") if urlsplit(url).path in ("", "/") else (url, "")
+
+
+def _constraint(merged: Mapping[str, Any]) -> Constraint | None:
+    """A neutral constraint from TGI-style ``grammar`` / ``response_format`` kwargs (what the typed
+    layer sends) or OpenAI-style ``response_format``."""
+    grammar = merged.get("grammar")
+    if isinstance(grammar, Mapping):
+        kind, value = grammar.get("type"), grammar.get("value")
+        if kind in ("json", "json_object"):
+            return Constraint("json", value if isinstance(value, Mapping) else {"type": "object"})
+        if kind == "regex" and isinstance(value, str):
+            return Constraint("regex", value)
+        raise ConfigError(
+            f"grammar must be {{'type': 'json'|'regex', 'value': ...}}, got {grammar!r}"
+        )
+    if isinstance(grammar, str):
+        return Constraint("grammar", grammar)
+    fmt = merged.get("response_format")
+    if isinstance(fmt, Mapping):
+        kind = fmt.get("type")
+        if kind in ("json", "json_object") and isinstance(fmt.get("value"), Mapping):
+            return Constraint("json", fmt["value"])
+        if kind == "json_schema" and isinstance(fmt.get("json_schema"), Mapping):
+            return Constraint("json", fmt["json_schema"].get("schema") or {"type": "object"})
+        if kind in ("json", "json_object"):
+            return Constraint("json", fmt.get("schema") or {"type": "object"})
+        if kind == "text":
+            return None
+        raise ConfigError(f"unsupported response_format {fmt!r}; use a json_schema")
+    return None
+
+
+def _optional_float(merged: Mapping[str, Any], key: str) -> float | None:
+    value = merged.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ConfigError(f"{key} must be a number, got {value!r}")
+    return float(value)
+
+
+def _optional_int(merged: Mapping[str, Any], key: str) -> int | None:
+    value = merged.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError(f"{key} must be an integer, got {value!r}")
+    return value
+
+
+def request_from_kwargs(
+    model: str | None,
+    merged: Mapping[str, Any],
+    *,
+    prompt: str | None = None,
+    messages: Sequence[Mapping[str, Any]] | None = None,
+    stream: bool = False,
+) -> Request:
+    """DSPy-style generation kwargs as a neutral :class:`~tgispy.engines.Request` (pure).
+
+    Known keys become request fields; ``grammar`` / ``response_format`` a constraint; any other
+    key goes to the engine as it is (``num_ctx``, ``min_p``, ``repetition_penalty``, ...).
+
+    Example:
+        >>> r = request_from_kwargs("m", {"temperature": 0.0, "max_tokens": 5, "stop": "\\n",
+        ...                              "num_ctx": 2048}, prompt="hi")
+        >>> r.stop, r.extra
+        (('\\n',), {'num_ctx': 2048})
+    """
+    stop = merged.get("stop")
+    if stop is None:
+        stops: tuple[str, ...] = ()
+    elif isinstance(stop, str):
+        stops = (stop,)
+    elif isinstance(stop, (list, tuple)) and all(isinstance(s, str) for s in stop):
+        stops = tuple(stop)
+    else:
+        raise ConfigError(f"stop must be a string or a list of strings, got {stop!r}")
+    n = merged.get("n") or 1
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ConfigError(f"n must be a positive integer, got {n!r}")
+    max_tokens = merged.get("max_tokens", merged.get("num_predict"))
+    known = {
+        "stop", "n", "max_tokens", "num_predict", "temperature", "top_p", "top_k", "seed",
+        "frequency_penalty", "presence_penalty", "grammar", "response_format", "only_completed",
+        "return_sorted",
+    }  # fmt: skip
+    extra = {k: v for k, v in merged.items() if k not in known and k not in _NOT_SENT}
+    return Request(
+        model=model,
+        prompt=prompt,
+        messages=tuple(messages) if messages is not None else None,
+        max_tokens=_optional_int({"max_tokens": max_tokens}, "max_tokens"),
+        temperature=_optional_float(merged, "temperature"),
+        top_p=_optional_float(merged, "top_p"),
+        top_k=_optional_int(merged, "top_k"),
+        n=n,
+        stop=stops,
+        seed=_optional_int(merged, "seed"),
+        frequency_penalty=_optional_float(merged, "frequency_penalty"),
+        presence_penalty=_optional_float(merged, "presence_penalty"),
+        constraint=_constraint(merged),
+        stream=stream,
+        extra=extra,
+    )
+
+
+def _split(n: int, per_request: int) -> list[int]:
+    per_request = max(1, per_request)
+    sizes = [per_request] * (n // per_request)
+    if n % per_request:
+        sizes.append(n % per_request)
+    return sizes
+
+
+class FleetLM(LM):
+    """An LM on tgispy's fleet core that speaks one engine's dialect.
+
+    Subclasses are the DSPy 2.4 client classes (``OpenAI``, ``HFClientVLLM``, ``OllamaLocal``,
+    ...): they only turn their 2.4 constructor into these arguments.
+
+    Args:
+        model: the model id sent to the engine (and used in cache keys and history).
+        urls: the replicas' base URLs.
+        engine: ``"openai"``, ``"vllm"``, ``"sglang"``, ``"llamacpp"`` or ``"ollama"``.
+        prefix: the OpenAI routes' prefix under each URL (``"/v1"``, or ``""`` when the URLs end
+            in ``/v1``).
+        model_type: ``"text"`` (completions) or ``"chat"`` (chat completions).
+        defaults: the generation defaults (the 2.4 class's), under ``kwargs``.
+        headers: extra headers (``Authorization`` ...); never logged.
+        timeout: seconds per attempt, or a :class:`~tgispy.tgi.Timeout`.
+        cache: ``True`` (memory + disk, shared), ``False``, or an ``LMCache``.
+        system_prompt: a system message put before the user's in chat mode.
+        transport: the HTTP transport (tests use :class:`tgispy.testing.MockTransport`).
+
+    Example:
+        >>> lm = FleetLM("m", urls=["http://127.0.0.1:8000"], engine="vllm", cache=False)
+        >>> lm.dialect.name, lm.model_type
+        ('vllm', 'text')
+    """
+
+    provider = "openai"
+
+    def __init__(
+        self,
+        model: str,
+        *,
+        urls: Sequence[str],
+        engine: str,
+        prefix: str = "/v1",
+        model_type: str = "text",
+        defaults: Mapping[str, Any] | None = None,
+        kwargs: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+        verify: bool | str = True,
+        timeout: float | Timeout | None = None,
+        retry: RetryPolicy | None = None,
+        routing: RoutingPolicy | None = None,
+        cache: Any = True,
+        history_size: int | None = 1000,
+        system_prompt: str | None = None,
+        transport: Any = None,
+    ) -> None:
+        if not isinstance(model, str) or not model:
+            raise ConfigError("model must be the model name the server serves, e.g. model='llama3'")
+        if model_type not in ("text", "chat"):
+            raise ConfigError(f"model_type must be 'text' or 'chat', got {model_type!r}")
+        if not urls:
+            raise ConfigError("pass at least one server URL")
+        super().__init__(model, history_size=history_size)
+        self.kwargs = {**(defaults or {}), **(kwargs or {})}
+        self.model_type = model_type
+        self.system_prompt = system_prompt
+        self.dialect: Dialect = dialect_for(engine, prefix=prefix)
+        self.urls = tuple(u.rstrip("/") for u in urls)
+        request_from_kwargs(model, self.kwargs, prompt="")  # bad defaults fail now, not later
+        self._client = TGIClient(
+            self.urls,
+            headers=dict(headers or {}),
+            verify=verify,
+            timeout=_timeout(timeout),
+            retry=retry,
+            routing=routing,
+            transport=transport,
+        )
+        self._cache = _resolve_cache(cache)
+        self._limits: dict[str, Limits | None] = {}
+        self._limits_failed_at: dict[str, float] = {}
+
+    @property
+    def mode(self) -> str:
+        """``"chat"`` or ``"text"`` (the typed-output layer reads it, as for ``HFClientTGI``)."""
+        return self.model_type
+
+    # ---- discovery ----------------------------------------------------------------------------
+    async def limits(self) -> Limits | None:
+        """What the replicas said about themselves (context length, ``n`` per request), merged.
+
+        Read once per replica (``/v1/models``, ``/props``, ...); a replica that does not answer
+        is asked again after 30 s, and meanwhile requests go out on the engine's safe defaults.
+        """
+        path = self.dialect.limits_path
+        if path is None:
+            return None
+        now = time.monotonic()
+        missing = [
+            u
+            for u in self.urls
+            if u not in self._limits
+            and now - self._limits_failed_at.get(u, -_LIMITS_RETRY_AFTER) >= _LIMITS_RETRY_AFTER
+        ]
+        if missing:
+            await asyncio.gather(*(self._fetch_limits(u, path) for u in missing))
+        known = [lim for lim in self._limits.values() if lim is not None]
+        if not known:
+            return None
+        return _merge_limits(known)
+
+    async def _fetch_limits(self, url: str, path: str) -> None:
+        try:
+            resp = await self._client.get(url, path)
+            if resp.status != 200:
+                raise self.dialect.error(resp.status, resp.body, replica=url)
+            self._limits[url] = self.dialect.parse_limits(resp.body)
+        except Exception as exc:  # discovery is best effort: requests still go out
+            logger.info("GET %s%s failed (%s); using the engine's safe defaults", url, path, exc)
+            self._limits_failed_at[url] = time.monotonic()
+
+    async def supports_grammar(self) -> bool:
+        """Whether the engine enforces JSON schemas (typed outputs then send one)."""
+        return "json" in self.dialect.constraint_kinds
+
+    # ---- requests -----------------------------------------------------------------------------
+    def _messages(self, prompt: str) -> list[dict[str, Any]]:
+        messages: list[dict[str, Any]] = [{"role": "user", "content": prompt}]
+        if self.system_prompt:
+            messages.insert(0, {"role": "system", "content": self.system_prompt})
+        return messages
+
+    def _request(
+        self,
+        merged: Mapping[str, Any],
+        *,
+        prompt: str | None = None,
+        messages: Sequence[Mapping[str, Any]] | None = None,
+        stream: bool = False,
+    ) -> Request:
+        request = request_from_kwargs(
+            self.model, merged, prompt=prompt, messages=messages, stream=stream
+        )
+        constraint = request.constraint
+        if (
+            constraint is not None
+            and constraint.kind == "regex"
+            and "regex" not in self.dialect.constraint_kinds
+            and "grammar" in merged
+        ):
+            # The typed layer asks for a regex for single-field outputs; an engine without
+            # regexes answers unconstrained, and the typed layer validates what comes back.
+            logger.info("%s takes no regex constraint; sending it unconstrained", self.dialect.name)
+            return dataclasses.replace(request, constraint=None)
+        return request
+
+    async def _post(self, request: Request, index: int, use_cache: bool) -> Generation:
+        path, body = self.dialect.build(request)
+        key = _key(self.model, f"{self.dialect.name}:{path}#{index}", body) if use_cache else None
+        if key is not None:
+            hit = _from_cache("", self._cache.get(key))
+            if hit is not None:
+                return hit
+        dialect = self.dialect
+
+        def parse(resp: HTTPResponse, replica: str) -> Result:
+            return dialect.parse(request, resp.body)
+
+        try:
+            result, meta = await self._client.post(path, body, parse)
+        except TGIError as err:
+            raise self._translate(err) from err
+        generation = Generation(
+            prompt="",
+            completions=tuple(Completion(c.text, c.finish_reason) for c in result.choices),
+            usage=dict(result.usage) if result.usage else None,
+            replica=meta.replica,
+        )
+        if key is not None:
+            self._cache.set(key, _to_cache(generation))
+        return generation
+
+    def _translate(self, err: TGIError) -> TGIError:
+        """The fleet core maps error bodies as TGI's; re-read them in this engine's dialect.
+
+        (Until the fleet client takes the dialect's error mapping, the status and TGI's reading
+        of the body are all that is left: enough for every shape the dialects know.)
+        """
+        if err.status is None or type(err).__name__ in (
+            "NoHealthyReplicaError",
+            "AllReplicasFailedError",
+        ):
+            return err
+        import json
+
+        body = err.message
+        if not body.lstrip().startswith("{"):
+            body = json.dumps({"error": {"message": err.message, "type": err.error_type}})
+        translated = self.dialect.error(err.status, body, replica=err.replica)
+        translated.retry_after = err.retry_after
+        return translated
+
+    async def _agenerate(self, request: Request, use_cache: bool) -> Generation:
+        """Exactly ``request.n`` choices: server-side ``n`` where allowed, else fanned out."""
+        limits = await self.limits()
+        sizes = _split(request.n, self.dialect.server_n(request, limits))
+        parts = await asyncio.gather(
+            *(
+                self._post(dataclasses.replace(request, n=size), index, use_cache)
+                for index, size in enumerate(sizes)
+            )
+        )
+        completions = [c for part in parts for c in part.completions]
+        missing = request.n - len(completions)
+        if missing > 0:
+            # The server ignored n (OpenAI-compatible servers may): fan out the rest.
+            more = await asyncio.gather(
+                *(
+                    self._post(dataclasses.replace(request, n=1), len(sizes) + i, use_cache)
+                    for i in range(missing)
+                )
+            )
+            parts.extend(more)
+            completions.extend(c for part in more for c in part.completions)
+        return Generation(
+            prompt="",
+            completions=tuple(completions[: request.n]),
+            usage=_sum_usage([p.usage for p in parts]),
+            replica=parts[0].replica if parts else None,
+            cached=all(p.cached for p in parts),
+        )
+
+    async def acomplete(self, prompt: str, **kwargs: Any) -> Generation:
+        """Generate ``n`` completions of ``prompt`` (a user message in chat mode)."""
+        if not isinstance(prompt, str):
+            raise ConfigError(f"prompt must be a string, got {type(prompt).__name__}")
+        merged = {**self.kwargs, **kwargs}
+        use_cache = bool(merged.pop("cache", True)) and self._cache is not None
+        if self.model_type == "chat":
+            request = self._request(merged, messages=self._messages(prompt))
+        else:
+            request = self._request(merged, prompt=self._format_prompt(prompt))
+        generation = await self._agenerate(request, use_cache)
+        return dataclasses.replace(generation, prompt=prompt)
+
+    def _format_prompt(self, prompt: str) -> str:
+        """The text sent for ``prompt`` in text mode (2.4's Together/Anyscale wrap it)."""
+        return prompt
+
+    async def achat(self, messages: Sequence[Mapping[str, Any]], **kwargs: Any) -> dict[str, Any]:
+        """Send ``messages`` to the chat route; ``{"messages", "choices": [{"text",
+        "finish_reason"}], "usage"}``, recorded in :attr:`history`."""
+        merged = {**self.kwargs, **kwargs}
+        use_cache = bool(merged.pop("cache", True)) and self._cache is not None
+        started = time.perf_counter()
+        generation = await self._agenerate(
+            self._request(merged, messages=list(messages)), use_cache
+        )
+        response = {
+            "messages": list(messages),
+            "choices": [
+                {"text": c.text, "finish_reason": c.finish_reason} for c in generation.completions
+            ],
+            "usage": generation.usage,
+        }
+        self.history.append(
+            {
+                "prompt": "\n\n".join(f"{m.get('role')}: {m.get('content')}" for m in messages),
+                "messages": list(messages),
+                "response": response,
+                "kwargs": merged,
+                "raw_kwargs": kwargs,
+                "usage": generation.usage,
+                "latency": time.perf_counter() - started,
+                "replica": generation.replica,
+                "cached": generation.cached,
+                "finish_reasons": [c.finish_reason for c in generation.completions],
+                "timestamp": time.time(),
+            }
+        )
+        return response
+
+    def chat(self, messages: Sequence[Mapping[str, Any]], **kwargs: Any) -> dict[str, Any]:
+        """Sync face of :meth:`achat`."""
+        return run_sync(self.achat(messages, **kwargs))
+
+    async def astream(self, prompt: str, **kwargs: Any) -> AsyncGenerator[str, None]:
+        """Stream the completion of ``prompt`` piece by piece (one choice; never cached).
+
+        Recorded in :attr:`history` when it ends. Errors before the first piece are retried on
+        another replica; mid-stream error events raise typed errors.
+        """
+        merged = {**self.kwargs, **kwargs}
+        merged.pop("cache", None)
+        merged["n"] = 1
+        if self.model_type == "chat":
+            request = self._request(merged, messages=self._messages(prompt), stream=True)
+        else:
+            request = self._request(merged, prompt=self._format_prompt(prompt), stream=True)
+        started = time.perf_counter()
+        pieces: list[str] = []
+        finish: str | None = None
+        usage: Mapping[str, int] | None = None
+        replica: str | None = None
+        if self.dialect.stream_format != "sse":
+            # The fleet client streams SSE only for now: one non-streaming request, one piece.
+            generation = await self._agenerate(dataclasses.replace(request, stream=False), False)
+            text = generation.completions[0].text if generation.completions else ""
+            pieces.append(text)
+            finish = generation.completions[0].finish_reason if generation.completions else None
+            usage, replica = generation.usage, generation.replica
+            if text:
+                yield text
+        else:
+            path, body = self.dialect.build(request)
+            dialect = self.dialect
+
+            def parse(data: str, served_by: str) -> tuple[str, list[Any]]:
+                return served_by, dialect.parse_event(request, data)
+
+            try:
+                async for served_by, deltas in self._client.stream(
+                    path, body, parse, last=lambda item: any(d.done for d in item[1])
+                ):
+                    replica = served_by
+                    for delta in deltas:
+                        usage = delta.usage or usage
+                        finish = delta.finish_reason or finish
+                        if delta.index == 0 and delta.text:
+                            pieces.append(delta.text)
+                            yield delta.text
+            except TGIError as err:
+                raise self._translate(err) from err
+        text = "".join(pieces)
+        self.history.append(
+            {
+                "prompt": prompt,
+                "response": {"prompt": prompt, "choices": [{"text": text}]},
+                "kwargs": merged,
+                "raw_kwargs": kwargs,
+                "usage": dict(usage) if usage else None,
+                "latency": time.perf_counter() - started,
+                "replica": replica,
+                "cached": False,
+                "finish_reasons": [finish],
+                "timestamp": time.time(),
+            }
+        )
+
+    def stream(self, prompt: str, **kwargs: Any) -> Iterator[str]:
+        """Sync face of :meth:`astream`."""
+        return iterate_sync(self.astream(prompt, **kwargs))
+
+    # ---- fleet --------------------------------------------------------------------------------
+    def stats(self) -> dict[str, dict[str, Any]]:
+        """Per replica: requests, errors by kind, ejections, in-flight, latency p50/p99."""
+        return self._client.stats()
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> FleetLM:
+        # An LM is a shared resource (pools, replica health); programs copy references to it.
+        return self
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(model={self.model!r}, engine={self.dialect.name!r}, "
+            f"replicas={list(self.urls)!r}, model_type={self.model_type!r})"
+        )
+
+
+def _timeout(value: float | Timeout | None) -> Timeout | None:
+    if value is None or isinstance(value, Timeout):
+        return value
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+        raise ConfigError(f"timeout must be a positive number of seconds, got {value!r}")
+    return Timeout(connect=min(float(value), 10.0), total=float(value))
+
+
+def _merge_limits(limits: Sequence[Limits]) -> Limits:
+    """The limits every replica accepts: the smallest context and ``n``."""
+    if len(limits) == 1:
+        return limits[0]
+    contexts = [lim.context_length for lim in limits if lim.context_length is not None]
+    max_ns = [lim.max_n for lim in limits if lim.max_n is not None]
+    return Limits(
+        models=limits[0].models,
+        context_length=min(contexts) if contexts else None,
+        # n is sent server-side only when every replica said how many it takes
+        max_n=min(max_ns) if len(max_ns) == len(limits) else None,
+        version=limits[0].version,
+    )
