@@ -13,9 +13,11 @@ from tgispy.predict._knn import KNN
 from tgispy.teleprompt._bootstrap import BootstrapFewShot
 from tgispy.teleprompt._copro import COPRO, SignatureOptimizer
 from tgispy.teleprompt._ensemble import Ensemble, EnsembledProgram
+from tgispy.teleprompt._finetune import BootstrapFinetune, FinetuneOutOfScopeError
 from tgispy.teleprompt._knn_fewshot import KNNFewShot
 from tgispy.teleprompt._labeled import LabeledFewShot
 from tgispy.teleprompt._mipro_v2 import MIPROv2
+from tgispy.teleprompt._optuna import BootstrapFewShotWithOptuna
 from tgispy.teleprompt._random_search import BootstrapFewShotWithRandomSearch, BootstrapRS
 from tgispy.teleprompt._teleprompter import Teleprompter
 
@@ -23,10 +25,13 @@ __all__ = [
     "COPRO",
     "KNN",
     "BootstrapFewShot",
+    "BootstrapFewShotWithOptuna",
     "BootstrapFewShotWithRandomSearch",
+    "BootstrapFinetune",
     "BootstrapRS",
     "Ensemble",
     "EnsembledProgram",
+    "FinetuneOutOfScopeError",
     "KNNFewShot",
     "LabeledFewShot",
     "MIPROv2",
