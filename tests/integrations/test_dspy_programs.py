@@ -146,12 +146,13 @@ def test_predict_against_the_sim_server(sim_servers: dict[str, ServerHandle], na
 
 @pytest.mark.model
 @pytest.mark.slow
-def test_json_adapter_output_is_constrained_by_the_grammar_on_a_real_model() -> None:
+def test_json_adapter_output_is_constrained_by_the_grammar_on_a_real_model(
+    model_server: ServerHandle,
+) -> None:
     """TGI's grammar holds a 135M model's output to the signature's schema, so it parses."""
-    with start_server(["--ctx-size", "2048", "--parallel", "1"], timeout=120) as server:
-        lm = tgi_lm("tgi/smollm2", server.url, cache=False, max_tokens=48)
-        signature = "question -> answer: str, confidence: float"
-        with dspy.context(lm=lm, adapter=dspy.JSONAdapter()):
-            prediction = dspy.Predict(signature)(question="What is the capital of France?")
+    lm = tgi_lm("tgi/smollm2", model_server.url, cache=False, max_tokens=48)
+    signature = "question -> answer: str, confidence: float"
+    with dspy.context(lm=lm, adapter=dspy.JSONAdapter()):
+        prediction = dspy.Predict(signature)(question="What is the capital of France?")
     assert isinstance(prediction.answer, str)
     assert isinstance(prediction.confidence, float)

@@ -31,7 +31,6 @@ from hypothesis import strategies as st
 from schemathesis import GenerationMode
 from schemathesis.specs.openapi.checks import response_schema_conformance
 
-from tgispy.server import start_server
 from tgispy.server._process import ServerHandle
 
 from ._answers import OPENAPI, check_answer, check_error, check_stream, is_stream_request
@@ -717,22 +716,14 @@ async def test_sim_does_not_keep_every_prompt() -> None:
     assert sim_tokens.cache_info().currsize == before
 
 
-# --- the real model (llama backend): a short run --------------------------------------------
+# --- the real model (llama backend, the session's shared model_server): a short run ---------
 
-#: two llama.cpp slots and a short context, to keep the real model quick on two CPU cores
-MODEL_ARGS = ["--parallel", "2", "--threads", "2", "--ctx-size", "1024"]
 MODEL_EXAMPLES = int(os.environ.get("TGISPY_FUZZ_MODEL_EXAMPLES", "6"))
 #: generation stays short: schemathesis may ask for up to the whole context
 MODEL_MAX_TOKENS = 8
 model_schema = _schema.include(
     path=["/generate", "/generate_stream", "/v1/chat/completions", "/v1/completions", "/tokenize"]
 )
-
-
-@pytest.fixture(scope="module")
-def model_server() -> Iterator[ServerHandle]:
-    with start_server(MODEL_ARGS, timeout=120) as server:
-        yield server
 
 
 def _cap_generation(path: str, body: Any) -> None:

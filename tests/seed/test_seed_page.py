@@ -13,34 +13,21 @@ import contextlib
 import inspect
 import io
 import re
-import socket
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 import tgispy
-from tgispy.server import start_server
+from tgispy.server import ServerHandle
 
 SEED = Path(__file__).with_name("HFClientTGI.md").read_text()
 BLOCKS = re.findall(r"```python\n(.*?)```", SEED, flags=re.S)
 
 
-def _port_free(port: int) -> bool:
-    with socket.socket() as s:
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
-
-
 @pytest.fixture(scope="module")
-def server() -> Iterator[int]:
-    port = 8080 if _port_free(8080) else 0
-    args = ["--backend", "llama", "--port", str(port), "--parallel", "2"]
-    with start_server(args) as handle:
-        yield handle.port
+def server(model_server: ServerHandle) -> int:
+    """The port of the session's real-model server (the page's port=8080 is patched to it)."""
+    return model_server.port
 
 
 def test_page_has_the_expected_blocks() -> None:

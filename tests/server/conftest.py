@@ -1,4 +1,7 @@
-"""Server test fixtures: in-process sim servers, a real-model subprocess, OpenAPI checks."""
+"""Server test fixtures: in-process sim servers, a sim subprocess, OpenAPI checks.
+
+The real-model server (``model_server``) is the session's shared one, from tests/conftest.py.
+"""
 
 from __future__ import annotations
 
@@ -17,18 +20,6 @@ from tgispy.server._process import ServerHandle
 # TGI's docs/openapi.json at v3.3.7 (huggingface/text-generation-inference, Apache-2.0)
 # One vendored copy of TGI's spec serves every test package (see tests/tgi/data/VENDORED.md).
 OPENAPI = Path(__file__).resolve().parent.parent / "tgi" / "data" / "openapi.json"
-
-#: the real-model server's settings: 4 slots, a short context, TGI's 429 after 4 in flight
-MODEL_ARGS = [
-    "--parallel",
-    "4",
-    "--threads",
-    "2",
-    "--ctx-size",
-    "1024",
-    "--max-concurrent-requests",
-    "4",
-]
 
 
 def _openapi_to_jsonschema(node: Any) -> Any:
@@ -88,13 +79,6 @@ async def sim_client(sim_client_factory: Callable[..., Any]) -> TestClient[Any, 
     """A sim server answering "The answer is 42." to everything."""
     client: TestClient[Any, Any] = await sim_client_factory(SimConfig(texts=("The answer is 42.",)))
     return client
-
-
-@pytest.fixture(scope="session")
-def model_server() -> Iterator[ServerHandle]:
-    """One real SmolLM2 server (llama backend) for every ``model`` test of the session."""
-    with start_server(MODEL_ARGS, timeout=120) as server:
-        yield server
 
 
 @pytest.fixture(scope="session")

@@ -5,7 +5,6 @@ Kept small: a few questions, short generations (6 requests in all).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -13,20 +12,18 @@ import pytest
 
 import tgispy as dspy
 from tgispy.evaluate import Evaluate, answer_exact_match
-from tgispy.server import start_server
 from tgispy.server._process import ServerHandle
 from tgispy.teleprompt import BootstrapFewShot
 
 pytestmark = [pytest.mark.model, pytest.mark.timeout(600)]
 
-MODEL_ARGS = ["--parallel", "4", "--threads", "2", "--ctx-size", "1024"]
 QUESTIONS = {"France": "Paris", "Italy": "Rome", "Japan": "Tokyo"}
 
 
 @pytest.fixture(scope="module")
-def server() -> Iterator[ServerHandle]:
-    with start_server(MODEL_ARGS, timeout=180) as handle:
-        yield handle
+def server(model_server: ServerHandle) -> ServerHandle:
+    """The session's shared real-model server (tests/conftest.py)."""
+    return model_server
 
 
 def client(server: ServerHandle) -> Any:

@@ -9,7 +9,6 @@ are run to show how often a 135M model breaks the format; the counts are printed
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from typing import Any, get_args
 
 import pytest
@@ -19,14 +18,10 @@ import tgispy as dspy
 from tgispy.adapters import ChatAdapter, JSONAdapter
 from tgispy.errors import ParseError
 from tgispy.lm._tgi import HFClientTGI
-from tgispy.server import start_server
 from tgispy.server._process import ServerHandle
 
 pytestmark = pytest.mark.model
 
-#: 4 llama.cpp slots, so the concurrent requests below are batched; one thread stays fast on a
-#: busy machine (llama.cpp's worker threads spin-wait on each other)
-SERVER_ARGS = ["--backend", "llama", "--parallel", "4", "--threads", "1", "--ctx-size", "1024"]
 
 _OPS = [("plus", lambda a, b: a + b), ("minus", lambda a, b: a - b), ("times", lambda a, b: a * b)]
 ARITH_INPUTS = [
@@ -120,9 +115,10 @@ def _valid(signature: Any, pred: dspy.Prediction) -> bool:
 
 
 @pytest.fixture(scope="module")
-def server() -> Iterator[ServerHandle]:
-    with start_server(SERVER_ARGS, timeout=120) as handle:
-        yield handle
+def server(model_server: ServerHandle) -> ServerHandle:
+    """The session's shared real-model server (tests/conftest.py): its 4 llama.cpp slots batch
+    the concurrent requests below."""
+    return model_server
 
 
 def _lm(server: ServerHandle, **kwargs: Any) -> HFClientTGI:
