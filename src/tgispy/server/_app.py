@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncGenerator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from typing import Any, Final
 
 from aiohttp import web
@@ -58,6 +58,8 @@ _SSE_HEADERS: Final = {
     "X-Accel-Buffering": "no",
 }
 _JSON: Final = "application/json"
+#: bodies larger than this are decoded (and /tokenize answered) on a worker thread
+_OFF_LOOP_BYTES: Final = 65_536
 # Status faults that TGI itself produces: on streaming routes they arrive as SSE error events.
 _TGI_STATUSES: Final = frozenset({422, 424, 429, 500})
 
@@ -90,6 +92,19 @@ def _fault_problem(status: int) -> Problem:
     return Problem(status, f"simulated HTTP {status}", kind)
 
 
+def _answer_and_free(text: str, holder: list[list[tuple[int, bytes]]]) -> bytes:
+    """``/tokenize``'s body, freeing the token list a slice at a time (worker thread).
+
+    Freeing 600k tokens at once holds the GIL (so the event loop) for tens of milliseconds.
+    """
+    pieces = holder.pop()
+    answer = proto.tokenize_body(text, pieces)
+    while pieces:
+        del pieces[-4096:]
+        time.sleep(0)  # let the event loop's thread take the GIL between slices
+    return answer
+
+
 def _abort(request: web.Request) -> web.Response:
     """Drop the connection: the client sees a disconnect, not a response."""
     if request.transport is not None:
@@ -117,6 +132,8 @@ class _Front:
         self.fingerprint = f"{VERSION}-native"
         self.compute_type = f"cpu+{backend.name}"
         self.load_task: asyncio.Task[None] | None = None
+        self.tokenize_slots = asyncio.Semaphore(config.tokenize_workers)
+        self.tokenize_waiting = 0
         self.load_error: BaseException | None = None
         self.info_body = proto.dumps(
             {
@@ -128,7 +145,7 @@ class _Front:
                 "max_stop_sequences": config.max_stop_sequences,
                 "max_input_tokens": config.limits_input,
                 "max_total_tokens": config.limits_total,
-                "validation_workers": 2,
+                "validation_workers": config.tokenize_workers,
                 "max_client_batch_size": config.max_client_batch_size,
                 "router": "text-generation-router",
                 "version": VERSION,
@@ -194,15 +211,28 @@ class _Front:
     def release(self, n: int) -> None:
         self.in_flight -= n
 
-    async def read_json(self, request: web.Request) -> Any:
-        """The body as JSON, with axum's rejections for size, media type and syntax."""
+    async def read_raw(self, request: web.Request, limit: int) -> bytes:
+        """The JSON body's bytes, with axum's rejections for media type and size (> ``limit``)."""
         content_type = request.content_type
         if content_type != _JSON and not content_type.endswith("+json"):
             raise problems.unsupported_media_type()
-        try:
-            raw = await request.read()
-        except web.HTTPRequestEntityTooLarge as exc:
-            raise problems.payload_too_large() from exc
+        length = request.content_length
+        if length is not None and length > limit:
+            raise problems.payload_too_large()
+        chunks: list[bytes] = []
+        size = 0
+        while chunk := await request.content.readany():
+            size += len(chunk)
+            if size > limit:
+                raise problems.payload_too_large()
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    async def read_json(self, request: web.Request) -> Any:
+        """The body as JSON, with axum's rejections for size, media type and syntax."""
+        raw = await self.read_raw(request, self.config.payload_limit)
+        if len(raw) > _OFF_LOOP_BYTES:
+            return await asyncio.to_thread(decode_body, raw)
         return decode_body(raw)
 
     def error_response(self, problem: Problem) -> web.Response:
@@ -351,16 +381,41 @@ class _Front:
         text = self.metrics.render(in_flight=self.in_flight, ready=self.backend.ready)
         return web.Response(text=text, content_type="text/plain", charset="utf-8")
 
+    @contextlib.asynccontextmanager
+    async def tokenize_slot(self) -> AsyncIterator[None]:
+        """One of ``tokenize_workers`` slots; 429 when ``max_concurrent_requests`` already wait."""
+        if self.tokenize_waiting >= self.config.max_concurrent_requests:
+            raise problems.overloaded()
+        self.tokenize_waiting += 1
+        try:
+            await self.tokenize_slots.acquire()
+        finally:
+            self.tokenize_waiting -= 1
+        try:
+            yield
+        finally:
+            self.tokenize_slots.release()
+
     async def tokenize(self, request: web.Request) -> web.Response:
         try:
-            req = parse_generate(await self.read_json(request))
-            await self.wait_ready()
-            pieces = await self.backend.tokenize(req.inputs)
+            raw = await self.read_raw(request, self.config.tokenize_bytes)
+            # Large bodies are decoded, tokenized and answered on worker threads, a bounded
+            # number at a time: a 2 MB prompt held the event loop (and /health) for seconds.
+            async with self.tokenize_slot():
+                big = len(raw) > _OFF_LOOP_BYTES
+                body = await asyncio.to_thread(decode_body, raw) if big else decode_body(raw)
+                req = parse_generate(body)
+                await self.wait_ready()
+                pieces = await self.backend.tokenize(req.inputs)
+                if big:
+                    # The worker takes the only reference: the tokens die off the loop too.
+                    answer = await asyncio.to_thread(_answer_and_free, req.inputs, [pieces])
+                    del pieces
+                else:
+                    answer = proto.tokenize_body(req.inputs, pieces)
         except Problem as problem:
             return self.error_response(problem)
-        return web.Response(
-            body=proto.dumps(proto.tokenize_response(req.inputs, pieces)), content_type=_JSON
-        )
+        return web.Response(body=answer, content_type=_JSON)
 
     async def generate(self, request: web.Request) -> web.StreamResponse:
         started = time.monotonic()

@@ -208,6 +208,18 @@ class ServerConfig:
         max_total_tokens: most prompt + new tokens; ``None`` = ``ctx_size``.
         max_client_batch_size: most prompts in one ``/v1/completions`` request.
         payload_limit: largest request body in bytes (413 above).
+        tokenize_limit: largest ``/tokenize`` body in bytes (413 above); ``None`` =
+            ``payload_limit``.
+        tokenize_workers: ``/tokenize`` requests tokenized at once, off the event loop (TGI's
+            ``validation_workers``); more wait, up to ``max_concurrent_requests``, then 429.
+        max_connections: open connections at once; ``None`` = the process's file-descriptor
+            limit less a reserve. Past it the longest-idle connection (one with no request in
+            progress: a half-sent request, a kept-alive one) is closed for the newcomer; when
+            every connection is busy, the newcomer gets a short 503 and is closed.
+        header_timeout_s: a connection must send a complete request head within this many
+            seconds of connecting or of starting its next request (then it is closed).
+        body_timeout_s: a request body must arrive within this many seconds (then 408, closed).
+        keepalive_timeout_s: an idle kept-alive connection is closed after this many seconds.
         prompt_cache: let llama.cpp reuse the KV cache of a slot's previous prompt prefix.
         sim: the simulator's settings (``backend="sim"``).
 
@@ -234,6 +246,12 @@ class ServerConfig:
     max_total_tokens: int | None = None
     max_client_batch_size: int = 4
     payload_limit: int = 2_000_000
+    tokenize_limit: int | None = None
+    tokenize_workers: int = 2
+    max_connections: int | None = None
+    header_timeout_s: float = 10.0
+    body_timeout_s: float = 30.0
+    keepalive_timeout_s: float = 75.0
     prompt_cache: bool = True
     sim: SimConfig = field(default_factory=SimConfig)
 
@@ -255,8 +273,17 @@ class ServerConfig:
             "max_stop_sequences",
             "max_client_batch_size",
             "payload_limit",
+            "tokenize_workers",
         ):
             _check_positive_int("ServerConfig", name, getattr(self, name))
+        for name in ("tokenize_limit", "max_connections"):
+            if getattr(self, name) is not None:
+                _check_positive_int("ServerConfig", name, getattr(self, name))
+        for name in ("header_timeout_s", "body_timeout_s", "keepalive_timeout_s"):
+            value = getattr(self, name)
+            _check_non_negative("ServerConfig", name, value)
+            if value <= 0:
+                raise ConfigError(f"ServerConfig.{name} must be > 0, got {value!r}")
         if self.threads is not None:
             _check_positive_int("ServerConfig", "threads", self.threads)
         if self.max_top_n_tokens < 0:
@@ -282,6 +309,12 @@ class ServerConfig:
     def limits_total(self) -> int:
         """The effective ``max_total_tokens``."""
         return self.max_total_tokens if self.max_total_tokens is not None else self.ctx_size
+
+    @property
+    def tokenize_bytes(self) -> int:
+        """The effective ``/tokenize`` body limit."""
+        limit = self.payload_limit
+        return min(limit, self.tokenize_limit) if self.tokenize_limit is not None else limit
 
     @property
     def limits_input(self) -> int:

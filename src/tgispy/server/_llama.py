@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import codecs
+import json
 import logging
 import shutil
 import tempfile
@@ -38,6 +39,9 @@ _SEED_MODULUS: Final = 0xFFFFFFFF
 # TGI's warper order: temperature, top-k, top-p, typical-p (after the penalties).
 _SAMPLERS: Final = ["penalties", "temperature", "top_k", "top_p", "typ_p"]
 _DONE: Final = object()
+#: llama.cpp answers larger than this are decoded on a worker thread
+_OFF_LOOP_BYTES: Final = 65_536
+_OFF_LOOP_TOKENS: Final = 16_384
 
 
 def _import_xllamacpp() -> Any:
@@ -48,6 +52,16 @@ def _import_xllamacpp() -> Any:
             f"the llama backend of `tgispy serve` needs xllamacpp: {_INSTALL_HINT}"
         ) from exc
     return xllamacpp
+
+
+def _pieces(tokens: list[dict[str, Any]]) -> list[tuple[int, bytes]]:
+    """llama.cpp's ``/tokenize`` answer as ``(id, bytes)`` pairs."""
+    out: list[tuple[int, bytes]] = []
+    for item in tokens:
+        piece = item["piece"]
+        raw = piece.encode() if isinstance(piece, str) else bytes(piece)
+        out.append((int(item["id"]), raw))
+    return out
 
 
 class _Call:
@@ -181,7 +195,13 @@ class LlamaBackend:
                 resp.raise_for_status()
                 return await resp.json()
         async with self._session.post(path, json=body) as resp:
-            data = await resp.json()
+            raw = await resp.read()
+            # /tokenize of a 2 MB prompt answers ~30 MB of JSON: decode it off the event loop.
+            data = (
+                await asyncio.to_thread(json.loads, raw)
+                if len(raw) > _OFF_LOOP_BYTES
+                else (json.loads(raw))
+            )
             if resp.status != 200:
                 message = data.get("error", {}).get("message", str(data))
                 raise ValueError(message)
@@ -197,12 +217,10 @@ class LlamaBackend:
                 "with_pieces": True,
             },
         )
-        out: list[tuple[int, bytes]] = []
-        for item in data["tokens"]:
-            piece = item["piece"]
-            raw = piece.encode() if isinstance(piece, str) else bytes(piece)
-            out.append((int(item["id"]), raw))
-        return out
+        tokens = data["tokens"]
+        if len(tokens) > _OFF_LOOP_TOKENS:
+            return await asyncio.to_thread(_pieces, tokens)
+        return _pieces(tokens)
 
     async def tokenize(self, text: str) -> list[tuple[int, bytes]]:
         """Tokenize a prompt as llama.cpp's completion endpoint does (special tokens parsed)."""

@@ -24,6 +24,8 @@ _PIECE: Final = re.compile(r"\s*[\w']+|\s*[^\w\s]|\s+")
 _VOCAB: Final = 50_000
 _EOS: Final = TokenOut(id=0, text="</s>", logprob=-0.05, special=True)
 _MAX_REMEMBERED_PIECES: Final = 100_000
+#: texts longer than this are tokenized on a worker thread
+_OFF_LOOP_CHARS: Final = 65_536
 
 
 def _piece_id(piece: str) -> int:
@@ -175,15 +177,33 @@ class SimBackend:
             yield _EOS
             yield EngineEnd("eos_token", prompt_tokens)
 
-    async def tokenize(self, text: str) -> list[tuple[int, bytes]]:
-        """The simulator's tokens of ``text`` (remembered so truncated prompts can be echoed)."""
-        pieces = _PIECE.findall(text)
+    def _tokenize(self, text: str) -> list[tuple[int, bytes]]:
+        # One (id, bytes) pair per distinct piece, shared by its repeats: text repeats its words,
+        # and a pair per token made a 2 MB prompt cost ~80 MB of small objects.
+        seen: dict[str, tuple[int, bytes]] = {}
+        out: list[tuple[int, bytes]] = []
+        for piece in _PIECE.findall(text):
+            pair = seen.get(piece)
+            if pair is None:
+                pair = seen[piece] = (_piece_id(piece), piece.encode())
+            out.append(pair)
         if len(self._pieces) < _MAX_REMEMBERED_PIECES:
-            self._pieces.update((_piece_id(p), p) for p in pieces)
-        return [(_piece_id(p), p.encode()) for p in pieces]
+            self._pieces.update((token_id, piece) for piece, (token_id, _) in seen.items())
+        return out
+
+    async def tokenize(self, text: str) -> list[tuple[int, bytes]]:
+        """The simulator's tokens of ``text`` (remembered so truncated prompts can be echoed).
+
+        Long texts are split on a worker thread, so that the event loop keeps serving.
+        """
+        if len(text) > _OFF_LOOP_CHARS:
+            return await asyncio.to_thread(self._tokenize, text)
+        return self._tokenize(text)
 
     async def count_tokens(self, text: str) -> int:
-        """Number of simulator tokens in ``text``."""
+        """Number of simulator tokens in ``text`` (counted on a worker thread when long)."""
+        if len(text) > _OFF_LOOP_CHARS:
+            return await asyncio.to_thread(_count_pieces, text)
         return _count_pieces(text)
 
     def token_upper_bound(self, text: str) -> int:
