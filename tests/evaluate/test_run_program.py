@@ -158,6 +158,24 @@ def test_without_a_metric_it_counts_completed_examples(tmp_path: Path, server: S
             "no metric 'no_such_metric'",
         ),
         ("raise RuntimeError('broken file')\n", '{"question": "x"}\n', {}, "broken file"),
+        (
+            "program = dspy.Predict('question -> answer')\n",
+            '{"question": "x"}\n',
+            {"shard": "3/3"},
+            "--shard 3/3: need N >= 1 and 0 <= I < N",
+        ),
+        (
+            "program = dspy.Predict('question -> answer')\n",
+            '{"question": "x"}\n',
+            {"shard": "1/2"},
+            "shard 1/2 of",
+        ),
+        (
+            "program = dspy.Predict('question -> answer')\n",
+            '{"question": "x"}\n',
+            {"resume": True},
+            "--resume continues a results file: pass --output",
+        ),
     ],
 )
 def test_bad_files_and_arguments_exit_2_before_any_request(
@@ -178,3 +196,22 @@ def test_bad_files_and_arguments_exit_2_before_any_request(
     assert status == 2
     assert message in stderr.getvalue()
     assert not [r for r in server.requests if r.method == "POST"]
+
+
+def test_an_existing_results_file_is_never_overwritten(tmp_path: Path, server: ScriptedTGI) -> None:
+    program = write_program(tmp_path / "qa.py", "program = dspy.Predict('question -> answer')\n")
+    data = write_data(tmp_path / "dev.jsonl", ["France", "Italy"])
+    out_path = tmp_path / "out.jsonl"
+    common = {"lm_url": [server.url], "display_progress": False, "stdout": io.StringIO()}
+    assert run_program(str(program), str(data), output=str(out_path), **common) == 0
+    before = out_path.read_text()
+    stderr = io.StringIO()
+    assert run_program(str(program), str(data), output=str(out_path), stderr=stderr, **common) == 2
+    assert "already holds 2 results; pass resume=True (tgispy run --resume)" in stderr.getvalue()
+    assert out_path.read_text() == before
+    posts = len(server.requests)
+    stdout = io.StringIO()
+    common["stdout"] = stdout
+    assert run_program(str(program), str(data), output=str(out_path), resume=True, **common) == 0
+    assert len(server.requests) == posts  # everything was done already
+    assert "resumed: 2 examples came from the results file" in stdout.getvalue()
