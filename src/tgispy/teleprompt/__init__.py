@@ -16,6 +16,7 @@ from tgispy.teleprompt._ensemble import Ensemble, EnsembledProgram
 from tgispy.teleprompt._finetune import BootstrapFinetune, FinetuneOutOfScopeError
 from tgispy.teleprompt._knn_fewshot import KNNFewShot
 from tgispy.teleprompt._labeled import LabeledFewShot
+from tgispy.teleprompt._mipro import MIPRO, BayesianSignatureOptimizer
 from tgispy.teleprompt._mipro_v2 import MIPROv2
 from tgispy.teleprompt._optuna import BootstrapFewShotWithOptuna
 from tgispy.teleprompt._random_search import BootstrapFewShotWithRandomSearch, BootstrapRS
@@ -24,6 +25,8 @@ from tgispy.teleprompt._teleprompter import Teleprompter
 __all__ = [
     "COPRO",
     "KNN",
+    "MIPRO",
+    "BayesianSignatureOptimizer",
     "BootstrapFewShot",
     "BootstrapFewShotWithOptuna",
     "BootstrapFewShotWithRandomSearch",
