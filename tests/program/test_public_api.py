@@ -107,6 +107,19 @@ def test_public_names_are_pinned() -> None:
             "FunctionalModule",
             "predictor",
             "cot",
+            "ReAct",
+            "MultiChainComparison",
+            "ChainOfThoughtWithHint",
+            "majority",
+            "ProgramOfThought",
+            "PythonInterpreter",
+            "CodePrompt",
+            "TextPrompt",
+            "InterpreterError",
+            "Retrieve",
+            "RetrieveThenRerank",
+            "retrieve",
+            "functional",
         ]
     )
 

@@ -30,17 +30,21 @@ from tgispy.primitives._prediction import Completions, Prediction
 __all__ = [
     "Assert",
     "BaseModule",
+    "CodePrompt",
     "Completions",
     "Constraint",
     "DSPyAssertionError",
     "DSPySuggestionError",
     "Example",
+    "InterpreterError",
     "Module",
     "Parameter",
     "Prediction",
     "Program",
     "ProgramMeta",
+    "PythonInterpreter",
     "Suggest",
+    "TextPrompt",
     "assert_no_except_handler",
     "assert_transform_module",
     "backtrack_handler",
@@ -60,12 +64,21 @@ def __dir__() -> list[str]:
 
 
 # DSPy 2.4's module paths (``dspy.primitives.<name>``), loaded on first attribute access.
-_PATH_MODULES = frozenset({"assertions", "example", "module", "prediction", "program"})
+_PATH_MODULES = frozenset(
+    {"assertions", "example", "module", "prediction", "program", "python_interpreter"}
+)
+# The sandboxed interpreter (subprocess, resource) loads only when used.
+_INTERPRETER = frozenset({"CodePrompt", "InterpreterError", "PythonInterpreter", "TextPrompt"})
 
 
 def __getattr__(name: str) -> object:
-    if name in _PATH_MODULES:
-        import importlib
+    import importlib
 
+    if name in _PATH_MODULES:
         return importlib.import_module(f"{__name__}.{name}")
+    if name in _INTERPRETER:
+        value = getattr(importlib.import_module(f"{__name__}._python_interpreter"), name)
+        _publish(__name__, {name: value}, [name])
+        globals()[name] = value
+        return value
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

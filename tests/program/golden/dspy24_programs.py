@@ -265,6 +265,135 @@ def functional_module(dspy: Any, dummy_lm: Any) -> Any:
     return Calc()(number=4)
 
 
+# ---- modules and retrieval ------------------------------------------------------------------
+
+_CORPUS = [
+    "Paris is the capital of France.",
+    "Rome is the capital of Italy.",
+    "The Seine flows through Paris.",
+    "Berlin is the capital of Germany.",
+]
+
+
+def _rm(dspy: Any) -> Any:
+    import importlib
+
+    # DSPy 2.4's own `dspy.dsp.utils` is shadowed by dsp.adapters.utils; import the module.
+    utils = "dsp.utils.utils" if dspy.__name__ == "dspy" else "tgispy.dsp.utils.utils"
+    dotdict = importlib.import_module(utils).dotdict
+
+    def rm(query: str, k: int = 3, **kwargs: Any) -> list[Any]:
+        words = set(query.lower().split())
+        ranked = sorted(_CORPUS, key=lambda p: -len(words & set(p.lower().rstrip(".").split())))
+        return [
+            dotdict(long_text=p, prob=1.0 / (i + 1), score=float(10 - i), pid=i)
+            for i, p in enumerate(ranked[:k])
+        ]
+
+    return rm
+
+
+@scenario
+def retrieve_passages(dspy: Any, dummy_lm: Any) -> Any:
+    dspy.settings.configure(rm=_rm(dspy))
+    one = dspy.Retrieve(k=2)("capital of France\nignored").passages
+    many = dspy.Retrieve(k=2)(["capital of Italy", "Seine Paris"]).passages
+    # with_metadata=True raised in DSPy 2.4.17 without a reranker (an inverted check); tgispy
+    # returns the passages' fields. Not compared here.
+    return [one, many]
+
+
+@scenario
+def react_with_search(dspy: Any, dummy_lm: Any) -> Any:
+    dspy.settings.configure(
+        rm=_rm(dspy),
+        lm=dummy_lm(
+            [
+                "I should search.\nAction 1: Search[capital of France]\nObservation 1: x",
+                "Paris it is.\nAction 2: Finish[Paris]",
+            ]
+        ),
+    )
+    pred = dspy.ReAct("question -> answer", max_iters=3)(question="What is the capital?")
+    return dict(pred.items())
+
+
+@scenario
+def react_custom_tool_and_bad_action(dspy: Any, dummy_lm: Any) -> Any:
+    class Calculator:
+        name = "Calculate"
+        input_variable = "expression"
+        desc = "evaluates a sum like 2+3"
+
+        def __call__(self, expression: str) -> str:
+            return str(sum(int(x) for x in expression.split("+")))
+
+    dspy.settings.configure(
+        lm=dummy_lm(
+            [
+                "Add them.\nAction 1: Calculate[2+3]",
+                "Hmm.\nAction 2: Jump[high]",
+                "Done.\nAction 3: Finish[5]",
+            ]
+        )
+    )
+    program = dspy.ReAct("question -> answer", tools=[Calculator()], max_iters=3)
+    return dict(program(question="What is 2+3?").items())
+
+
+@scenario
+def multi_chain_comparison(dspy: Any, dummy_lm: Any) -> Any:
+    dspy.settings.configure(lm=dummy_lm(["compare them. Paris is right.\nAnswer: Paris"]))
+    attempts = [
+        dspy.Prediction(rationale="recall the capital\nmore", answer="Paris"),
+        dspy.Prediction(rationale="think of Lyon", answer="Lyon\nextra"),
+        dspy.Prediction(rationale="  remember  ", answer=" Paris "),
+    ]
+    program = dspy.MultiChainComparison("question -> answer", M=3)
+    return dict(program(completions=attempts, question="Capital of France?").items())
+
+
+@scenario
+def chain_of_thought_with_hint(dspy: Any, dummy_lm: Any) -> Any:
+    dspy.settings.configure(
+        lm=dummy_lm(
+            [
+                "think\nAnswer: Paris",
+                "a hint\nReasoning: Let's think step by step in order to go\nAnswer: Paris",
+            ]
+        )
+    )
+    program = dspy.ChainOfThoughtWithHint("question, context -> answer")
+    plain = program(question="Capital?", context="France")
+    hinted = program(question="Capital?", context="France", hint="It is Paris.")
+    return [dict(plain.items()), dict(hinted.items())]
+
+
+@scenario
+def majority_vote(dspy: Any, dummy_lm: Any) -> Any:
+    dspy.settings.configure(lm=dummy_lm(["Paris", "rome", "paris.", "Rome"]))
+    pred = dspy.Predict("question -> answer", n=4)(question="Capital?")
+    lists = [dspy.Prediction(answer=a) for a in ["x", "", "y", "y"]]
+    # Without field=, DSPy 2.4 raised KeyError for a Predict's completions (it indexed the
+    # output fields dict with -1); tgispy takes the last output field. Not compared here.
+    return [dict(dspy.majority(lists).items()), dict(dspy.majority(pred, field="answer").items())]
+
+
+@scenario
+def program_of_thought(dspy: Any, dummy_lm: Any) -> Any:
+    dspy.settings.configure(
+        lm=dummy_lm(
+            [
+                "multiply.\nCode:\n```python\nresult = six * 7\n```",
+                "fix the name.\nCode:\n```python\nsix = 6\nresult = six * 7\n```",
+                "it printed 42.\nAnswer: 42",
+            ]
+        )
+    )
+    pred = dspy.ProgramOfThought("question -> answer", max_iters=2)(question="6 times 7?")
+    return dict(pred.items())
+
+
 # ---- runner ---------------------------------------------------------------------------------
 
 
