@@ -58,6 +58,11 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "BootstrapFewShot": ("tgispy.teleprompt", "BootstrapFewShot"),
     "BootstrapFewShotWithRandomSearch": ("tgispy.teleprompt", "BootstrapFewShotWithRandomSearch"),
     "BootstrapRS": ("tgispy.teleprompt", "BootstrapFewShotWithRandomSearch"),
+    # DSPy 2.4's optimizers at top level (issue 17)
+    "COPRO": ("tgispy.teleprompt", "COPRO"),
+    "Ensemble": ("tgispy.teleprompt", "Ensemble"),
+    "KNN": ("tgispy.predict", "KNN"),
+    "MIPROv2": ("tgispy.teleprompt", "MIPROv2"),
     "evaluate": ("tgispy.evaluate", None),
     "teleprompt": ("tgispy.teleprompt", None),
     "utils": ("tgispy.utils", None),
@@ -135,6 +140,8 @@ def __dir__() -> list[str]:
 
 # HFClientTGI, Evaluate and the optimizers resolve lazily through __getattr__.
 __all__ = [
+    "COPRO",
+    "KNN",
     "LM",
     "Assert",
     "BaseModule",
@@ -149,6 +156,7 @@ __all__ = [
     "Constraint",
     "DSPyAssertionError",
     "DSPySuggestionError",
+    "Ensemble",
     "Evaluate",
     "Example",
     "FunctionalModule",
@@ -156,6 +164,7 @@ __all__ = [
     "InputField",
     "InterpreterError",
     "LabeledFewShot",
+    "MIPROv2",
     "Module",
     "MultiChainComparison",
     "OldField",
