@@ -123,7 +123,7 @@ def test_regex_constraints_become_gbnf_the_server_enforces(
     llama_server: LlamaServer, regex: str
 ) -> None:
     request = Request(
-        prompt="Q: Is water wet?\nA:", max_tokens=8, constraint=Constraint("regex", regex)
+        prompt="Q: Is water wet?\nA:", max_tokens=6, constraint=Constraint("regex", regex)
     )
     choice = generate(llama_server, request).choices[0]
     assert re.fullmatch(regex, choice.text), (regex, choice.text)

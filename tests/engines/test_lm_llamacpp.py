@@ -55,7 +55,7 @@ def test_greedy_is_repeatable_and_stop_strings_are_cut(llama_server: LlamaServer
 
 
 def test_predict_and_chain_of_thought(llama_server: LlamaServer) -> None:
-    lm = make_lm(llama_server, max_tokens=40)
+    lm = make_lm(llama_server, max_tokens=20)
     with dspy.context(lm=lm):
         pred = dspy.Predict("question -> answer")(question="What is the capital of France?")
         assert isinstance(pred.answer, str)
@@ -81,7 +81,7 @@ class Weather(dspy.Signature):
 
 
 def test_typed_outputs_are_constrained_by_llamacpp_grammars(llama_server: LlamaServer) -> None:
-    lm = make_lm(llama_server, max_tokens=30)
+    lm = make_lm(llama_server, max_tokens=20)
     with dspy.context(lm=lm):
         arith = dspy.Predict(Arith)(question="What is 3 plus 4?")
         assert isinstance(arith.answer, int)
@@ -100,8 +100,9 @@ def test_stream_matches_the_whole_answer(llama_server: LlamaServer) -> None:
 
 def test_chat_mode_with_a_system_prompt(llama_server: LlamaServer) -> None:
     lm = make_lm(llama_server, model_type="chat", system_prompt="Answer in one word.")
-    assert lm(PROMPT)[0]
-    reply = lm.chat([{"role": "user", "content": "Say hi."}], max_tokens=4)
+    assert lm(PROMPT, max_tokens=2)[0]
+    assert lm.history[-1]["usage"]["prompt_tokens"] > 10  # the system message went out too
+    reply = lm.chat([{"role": "user", "content": "Say hi."}], max_tokens=2)
     assert reply["choices"][0]["finish_reason"] in ("stop", "length")
     assert reply["usage"]["prompt_tokens"] > 0
 

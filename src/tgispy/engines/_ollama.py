@@ -113,10 +113,6 @@ class OllamaDialect:
                 options[key] = value
         if request.stop:
             options["stop"] = list(request.stop)
-        if request.constraint is not None:
-            if request.constraint.kind != "json":
-                raise unsupported_constraint(self.name, request.constraint, self.constraint_kinds)
-            body["format"] = request.constraint.value
         for key, value in request.extra.items():
             if key == "system" and request.messages is not None:
                 # /api/chat has no "system" field: it is the conversation's first message
@@ -127,6 +123,11 @@ class OllamaDialect:
                 options.update(value)
             else:
                 options[key] = value
+        if request.constraint is not None:
+            # after the extras: a schema is more specific than a default format="json"
+            if request.constraint.kind != "json":
+                raise unsupported_constraint(self.name, request.constraint, self.constraint_kinds)
+            body["format"] = request.constraint.value
         body["options"] = options
         return path, body
 
