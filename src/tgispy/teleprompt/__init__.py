@@ -8,8 +8,13 @@ Example:
     [Example({'question': '2+2?', 'answer': '4'}) (input_keys={'question'})]
 """
 
+import tgispy as dspy
+from tgispy import dsp
 from tgispy._public import publish as _publish
+from tgispy.evaluate import Evaluate
 from tgispy.predict._knn import KNN
+from tgispy.primitives import Example
+from tgispy.signatures import signature_to_template
 from tgispy.teleprompt._bootstrap import BootstrapFewShot
 from tgispy.teleprompt._copro import COPRO, SignatureOptimizer
 from tgispy.teleprompt._ensemble import Ensemble, EnsembledProgram
@@ -34,12 +39,17 @@ __all__ = [
     "BootstrapRS",
     "Ensemble",
     "EnsembledProgram",
+    "Evaluate",
+    "Example",
     "FinetuneOutOfScopeError",
     "KNNFewShot",
     "LabeledFewShot",
     "MIPROv2",
     "SignatureOptimizer",
     "Teleprompter",
+    "dsp",
+    "dspy",
+    "signature_to_template",
 ]
 
 _publish(__name__, globals(), __all__)
