@@ -105,5 +105,5 @@ def test_run_scores_a_program_file_over_jsonl(tmp_path: Path) -> None:
     assert out.returncode == 0, out.stderr
     assert "3 / 4" in out.stdout + out.stderr  # three Paris answers right, Rome wrong
     lines = out_file.read_text().splitlines()
-    assert len(lines) == 5  # a header, then one line per example
+    assert len(lines) == 6  # a header, one line per example, a summary
     assert '"tgispy_results": 1' in lines[0]

@@ -134,6 +134,9 @@ async def test_a_replica_dying_mid_run_is_not_a_wrong_answer(
             "NoHealthyReplicaError",
         }
         assert all(f.infra for f in result.failures)
+        summary = read_results(results).summaries[-1]
+        assert summary["infra_errors"] == result.infra_errors
+        assert summary["answered_score"] == 100.0 and summary["score"] == score
         # DSPy 2.4's score counts them as wrong; the answered ones were all right.
         assert score == round(100 * (N - result.infra_errors) / N, 2)
         assert result.answered_score == 100.0
@@ -144,7 +147,9 @@ async def test_a_replica_dying_mid_run_is_not_a_wrong_answer(
         # Retried at the end, once the replica is back: nothing is lost.
         assert score == 100.0 and result.infra_errors == 0
         assert result.summary() == f"Average Metric: {N} / {N} (100.0%)"
-        lines = [json.loads(line) for line in results.read_text().splitlines()[1:]]
+        lines = [json.loads(line) for line in results.read_text().splitlines()[1:-1]]
+        summary = json.loads(results.read_text().splitlines()[-1])["tgispy_summary"]
+        assert summary["infra_errors"] == 0 and summary["score"] == 100.0
         failed = [line["id"] for line in lines if line["status"] == "infra_error"]
         assert 1 <= len(failed) <= 4 and len(lines) == N + len(failed)
         assert all(read_results(results).records[i]["status"] == "ok" for i in failed)

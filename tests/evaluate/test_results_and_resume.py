@@ -65,7 +65,8 @@ def test_each_finished_example_is_on_disk_before_the_next_one_is_scored(tmp_path
 
     assert seen == [0, 1, 2, 3, 5]  # q4 fails before its metric runs
     assert score == 33.33  # q0, q1 right
-    header, *rows = lines(path)
+    header, *rows, summary = lines(path)
+    assert summary["tgispy_summary"]["score"] == 33.33
     assert header["tgispy_results"] == 1 and header["metric"] == "metric" and header["total"] == 6
     assert [r["index"] for r in rows] == list(range(6))
     assert [r["id"] for r in rows] == example_ids(data)
@@ -159,7 +160,22 @@ def test_infra_failures_score_zero_but_are_reported_apart(
         "3 / 8 answered (37.5%)"
     )
     assert "2 examples failed for infrastructure reasons" in caplog.text
-    statuses = [r["status"] for r in read_results(path).records.values()]
+    found = read_results(path)
+    assert found.summaries == [
+        {
+            "score": 30.0,
+            "answered_score": 37.5,
+            "finished": 10,
+            "total": 10,
+            "answered": 8,
+            "program_errors": 1,
+            "infra_errors": 2,
+            "resumed": 0,
+            "stopped": None,
+            "elapsed_s": found.summaries[0]["elapsed_s"],
+        }
+    ]
+    statuses = [r["status"] for r in found.records.values()]
     assert statuses.count("infra_error") == 2 and statuses.count("program_error") == 1
     assert "infrastructure error for example 1" in caplog.text
 

@@ -67,7 +67,8 @@ def test_runs_scores_and_writes_one_line_per_example(tmp_path: Path, server: Scr
     assert stdout.getvalue().startswith("Average Metric: 2 / 4 (50.0%); 1 failed\n")
     assert re.search(r"score \(answer_exact_match\): 50.0 over 4 examples", stdout.getvalue())
     lines = [json.loads(line) for line in out_path.read_text().splitlines()]
-    header, rows = lines[0], sorted(lines[1:], key=lambda r: r["index"])
+    header, rows = lines[0], sorted(lines[1:-1], key=lambda r: r["index"])
+    assert lines[-1]["tgispy_summary"]["program_errors"] == 1
     assert header["metric"] == "answer_exact_match" and header["total"] == 4
     assert [r["index"] for r in rows] == [0, 1, 2, 3]
     assert [r["status"] for r in rows] == ["ok", "ok", "ok", "program_error"]

@@ -14,6 +14,7 @@ from typing import Any
 
 from tgispy.errors import ConfigError
 from tgispy.evaluate._records import (
+    SUMMARY_KEY,
     ResultsWriter,
     example_ids,
     jsonable,
@@ -269,8 +270,6 @@ class Evaluate:
             failed = True
             raise
         finally:
-            if run.writer is not None:
-                run.writer.close()
             result = EvaluationResult(
                 rows=run.finished_rows(),
                 total=len(examples),
@@ -279,6 +278,9 @@ class Evaluate:
                 stopped=stopped,
                 resumed=run.resumed,
             )
+            if run.writer is not None:
+                run.writer.write({SUMMARY_KEY: _summary_record(result, failed)})
+                run.writer.close()
             self.last_result = result
             self.error_count = run.errors
             if stopped is not None or failed:
@@ -582,6 +584,21 @@ def _record(row: ExampleResult) -> dict[str, Any]:
         # Per-example token usage needs the LM to report each call to the example that made it;
         # until it does, the field is there (null) so files keep one shape.
         "usage": None,
+    }
+
+
+def _summary_record(result: EvaluationResult, failed: bool) -> dict[str, Any]:
+    return {
+        "score": result.score,
+        "answered_score": result.answered_score,
+        "finished": result.finished,
+        "total": result.total,
+        "answered": result.answered,
+        "program_errors": result.program_errors,
+        "infra_errors": result.infra_errors,
+        "resumed": result.resumed,
+        "stopped": result.stopped or ("error" if failed else None),
+        "elapsed_s": round(result.elapsed_s, 3),
     }
 
 

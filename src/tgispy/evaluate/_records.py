@@ -10,7 +10,11 @@ Lines are JSON objects of two kinds:
 * a header, written each time a run starts writing: ``{"tgispy_results": 1, "metric": ...,
   "total": ..., ...}`` (plus what the caller adds, e.g. ``"shard": [0, 3]``);
 * an example: ``{"id", "index", "status", "example", "prediction", "score", "error",
-  "latency_s", "usage"}``; ``status`` is ``"ok"``, ``"program_error"`` or ``"infra_error"``.
+  "latency_s", "usage"}``; ``status`` is ``"ok"``, ``"program_error"`` or ``"infra_error"``;
+* a summary, written when a run ends (also by Ctrl-C or max_errors, never by ``kill -9``):
+  ``{"tgispy_summary": {"score", "answered_score", "finished", "total", "program_errors",
+  "infra_errors", ...}}``: DSPy 2.4's score and the score over the answered examples, side by
+  side.
 
 An example id may appear more than once (an infrastructure failure retried later); the last line
 for an id wins.
@@ -41,6 +45,7 @@ from tgispy.primitives import Example
 
 __all__ = [
     "HEADER_KEY",
+    "SUMMARY_KEY",
     "ResultsFile",
     "ResultsWriter",
     "example_ids",
@@ -51,6 +56,7 @@ __all__ = [
 ]
 
 HEADER_KEY: Final = "tgispy_results"
+SUMMARY_KEY: Final = "tgispy_summary"
 FORMAT_VERSION: Final = 1
 
 
@@ -167,9 +173,11 @@ class ResultsFile:
         records: the last example line per id, in the order ids first appeared.
         torn: whether the last line was cut off (a run killed while writing it); it is ignored.
         lines: how many example lines there were (retries included).
+        summaries: the summary of each run that ended (oldest first).
     """
 
     headers: list[dict[str, Any]] = field(default_factory=list)
+    summaries: list[dict[str, Any]] = field(default_factory=list)
     records: dict[str, dict[str, Any]] = field(default_factory=dict)
     torn: bool = False
     lines: int = 0
@@ -214,6 +222,9 @@ def read_results(path: str | Path) -> ResultsFile:
             continue
         if HEADER_KEY in item:
             found.headers.append(item)
+            continue
+        if SUMMARY_KEY in item:
+            found.summaries.append(item[SUMMARY_KEY])
             continue
         example_id = item.get("id")
         if not isinstance(example_id, str):
