@@ -1,16 +1,21 @@
-"""One sample of miss-only calls/s, with or without the default cache; run by cache_overhead.py.
+"""Miss-only calls with and without the default cache, paired in one interpreter.
 
-usage: _measure_cache_overhead.py {program|generate} {seq|conc} {nocache|cache} PORT SECONDS
-Prints one JSON object: {"calls_per_s", "cpu_us_per_call", "calls", "tgispy": <imported from>}.
-CPU per call (every thread of the process, writes flushed at the end included) is the steadier
-figure on a shared machine: other processes change the wall time a call takes, far less its CPU.
-Every prompt is new, so with the cache each call is a miss that looks the key up and stores the
-result (the default cache: memory + disk write-behind in $TGISPY_CACHEDIR).
+usage: _measure_cache_overhead.py {program|generate} {seq|conc} PORT SECONDS [BLOCKS]
+
+Two clients over the same server, one with ``cache=False`` and one with the default cache (memory
++ disk write-behind in $TGISPY_CACHEDIR), take turns in BLOCKS short blocks each (default 10), so
+whatever else the machine is doing hits both alike. Every prompt is new: with the cache each call
+looks its key up (a miss) and stores the result. A cache block ends by flushing the disk writes,
+so their CPU is counted even though they are done off the request path.
+
+Prints one JSON object: {"nocache": {"calls", "wall_s", "cpu_s"}, "cache": {...}, "tgispy": path}.
+CPU is the process's (every thread: user + system).
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import resource
 import sys
@@ -18,52 +23,87 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from _measure_client import drive_async, drive_threads
+from _measure_client import IN_FLIGHT
 
-
-def main() -> None:
-    api, mode, cache, port, seconds = sys.argv[1:6]
-    import tgispy as dspy
-
-    lm = dspy.HFClientTGI(
-        model="canned/model", port=int(port), url="http://127.0.0.1", cache=cache == "cache"
-    )
-    sync_one: Callable[[int], Any]
-    async_one: Callable[[int], Awaitable[Any]]
-    if api == "program":
-        dspy.configure(lm=lm)
-        qa = dspy.ChainOfThought("question -> answer")
-        assert qa(question="warm up?").answer == "Paris"
-        sync_one = lambda i: qa(question=f"Q{i}?")  # noqa: E731
-        async_one = lambda i: qa.acall(question=f"Q{i}?")  # noqa: E731
-    else:
-        lm._generate("warm up")
-        sync_one = lambda i: lm._generate(f"Question {i}?")  # noqa: E731
-        async_one = lambda i: lm.agenerate(f"Question {i}?")  # noqa: E731
-    cpu_start = cpu_s()
-    start = time.perf_counter()
-    if mode == "conc":
-
-        async def amain() -> int:
-            return await drive_async(async_one, mode, float(seconds))
-
-        calls = asyncio.run(amain())
-    else:
-        calls = drive_threads(sync_one, mode, float(seconds))
-    elapsed = time.perf_counter() - start
-    if cache == "cache":
-        from tgispy.cache import LMCache
-
-        LMCache.default().flush()  # the writes' CPU counts too, even when done off the hot path
-    cpu_us = (cpu_s() - cpu_start) / calls * 1e6
-    out = {"calls_per_s": calls / elapsed, "cpu_us_per_call": cpu_us, "calls": calls}
-    print(json.dumps({**out, "tgispy": dspy.__file__}))
+_ids = itertools.count()
 
 
 def cpu_s() -> float:
-    """CPU seconds used by this process so far, every thread (user + system)."""
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
+
+
+def main() -> None:
+    api, mode, port, seconds = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4])
+    blocks = int(sys.argv[5]) if len(sys.argv) > 5 else 10
+    import tgispy as dspy
+    from tgispy.cache import LMCache
+
+    def make(cache: bool) -> tuple[Callable[[], Any], Callable[[], Awaitable[Any]]]:
+        lm = dspy.HFClientTGI(model="canned/model", port=port, url="http://127.0.0.1", cache=cache)
+        if api == "program":
+            qa = dspy.ChainOfThought("question -> answer")
+
+            def sync_one() -> Any:
+                with dspy.context(lm=lm):
+                    return qa(question=f"Q{next(_ids)}?")
+
+            async def async_one() -> Any:
+                with dspy.context(lm=lm):
+                    return await qa.acall(question=f"Q{next(_ids)}?")
+
+            return sync_one, async_one
+        return (
+            lambda: lm._generate(f"Question {next(_ids)}?"),
+            lambda: lm.agenerate(f"Question {next(_ids)}?"),
+        )
+
+    arms = {"nocache": make(False), "cache": make(True)}
+    totals = {name: {"calls": 0, "wall_s": 0.0, "cpu_s": 0.0} for name in arms}
+    block_s = seconds / (2 * blocks)
+
+    def account(name: str, calls: int, wall0: float, cpu0: float) -> None:
+        if name == "cache":
+            LMCache.default().flush()
+        totals[name]["calls"] += calls
+        totals[name]["wall_s"] += time.perf_counter() - wall0
+        totals[name]["cpu_s"] += cpu_s() - cpu0
+
+    if mode == "seq":
+        for one, _ in arms.values():  # warm up: connections, /info
+            one()
+        for _ in range(blocks):
+            for name, (one, _) in arms.items():
+                wall0, cpu0, calls = time.perf_counter(), cpu_s(), 0
+                end = wall0 + block_s
+                while time.perf_counter() < end:
+                    one()
+                    calls += 1
+                account(name, calls, wall0, cpu0)
+    else:
+
+        async def amain() -> None:
+            for _, aone in arms.values():
+                await aone()
+            for _ in range(blocks):
+                for name, (_, aone) in arms.items():
+                    wall0, cpu0 = time.perf_counter(), cpu_s()
+                    end = wall0 + block_s
+                    count = 0
+
+                    async def worker(
+                        aone: Callable[[], Awaitable[Any]] = aone, end: float = end
+                    ) -> None:
+                        nonlocal count
+                        while time.perf_counter() < end:
+                            await aone()
+                            count += 1
+
+                    await asyncio.gather(*(worker() for _ in range(IN_FLIGHT)))
+                    account(name, count, wall0, cpu0)
+
+        asyncio.run(amain())
+    print(json.dumps({**totals, "tgispy": dspy.__file__}))
 
 
 if __name__ == "__main__":

@@ -52,18 +52,56 @@ _TRANSPORT_FIELDS = frozenset(
 _SCHEMA_NAME_MAPS = frozenset({"properties", "patternProperties", "$defs", "definitions"})
 
 
+# Built once: json.dumps with options builds a new encoder on every call.
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+_COMPACT = json.JSONEncoder(separators=(",", ":"), ensure_ascii=True)
+
+
 def _field_name(name: str) -> str:
     return name.strip().lower().replace("-", "_")
 
 
-def _where(path: tuple[str, ...]) -> str:
-    return ".".join(path) if path else "the request"
+#: A request path, for messages only: () at the top, else (parent path, name).
+_Path = tuple[Any, ...]
+
+#: (field name, at the top level) pairs already checked and fine: most requests reuse a few names.
+_FINE_NAMES: set[tuple[str, bool]] = set()
+_FINE_NAMES_MAX = 4096
 
 
-def _normalize(value: Any, path: tuple[str, ...], names_are_user_data: bool) -> Any:
-    # bool before int: True is an int in Python, but `true` and `1` are different JSON values.
-    if value is None or isinstance(value, bool):
+def _where(path: _Path) -> str:
+    parts: list[str] = []
+    while path:
+        path, name = path
+        parts.append(name)
+    return ".".join(reversed(parts)) if parts else "the request"
+
+
+def _normalize(value: Any, path: _Path, names_are_user_data: bool) -> Any:
+    kind = type(value)
+    # Exact str, int, bool and None are already canonical (the common case, checked first).
+    if kind is str or kind is int or kind is bool or value is None:
         return value
+    if kind is dict or (kind is not list and isinstance(value, Mapping)):
+        out: dict[str, Any] = {}
+        top = not path
+        for name, item in value.items():
+            if type(name) is not str and not isinstance(name, str):
+                raise ConfigError(
+                    f"cache_key: {_where(path)} has a {type(name).__name__} key {name!r}; "
+                    "JSON object keys must be strings."
+                )
+            if not names_are_user_data and (name, top) not in _FINE_NAMES:
+                _check_field_name(name, path)
+                if len(_FINE_NAMES) < _FINE_NAMES_MAX:
+                    _FINE_NAMES.add((str(name), top))
+            out[name] = _normalize(item, (path, name), name in _SCHEMA_NAME_MAPS)
+        return out
+    if kind is list or kind is tuple or isinstance(value, list | tuple):
+        return [_normalize(item, (path, str(i)), False) for i, item in enumerate(value)]
+    # bool before int: True is an int in Python, but `true` and `1` are different JSON values.
+    if isinstance(value, bool):
+        return bool(value)
     if isinstance(value, int):
         return int(value)
     if isinstance(value, float):
@@ -77,32 +115,18 @@ def _normalize(value: Any, path: tuple[str, ...], names_are_user_data: bool) -> 
         return int(value) if value.is_integer() else float(value)
     if isinstance(value, str):
         return str(value)
-    if isinstance(value, Mapping):
-        out: dict[str, Any] = {}
-        for name, item in value.items():
-            if not isinstance(name, str):
-                raise ConfigError(
-                    f"cache_key: {_where(path)} has a {type(name).__name__} key {name!r}; "
-                    "JSON object keys must be strings."
-                )
-            if not names_are_user_data:
-                _check_field_name(name, path)
-            out[name] = _normalize(item, (*path, name), name in _SCHEMA_NAME_MAPS)
-        return out
-    if isinstance(value, list | tuple):
-        return [_normalize(item, (*path, str(i)), False) for i, item in enumerate(value)]
     raise ConfigError(
         f"cache_key: {_where(path)} is a {type(value).__name__}, which is not a JSON value; pass "
         "only dicts, lists, strings, numbers, booleans and None (convert it before the call)."
     )
 
 
-def _check_field_name(name: str, path: tuple[str, ...]) -> None:
+def _check_field_name(name: str, path: _Path) -> None:
     field = _field_name(name)
     if field in _SECRET_FIELDS:
         # Name the path, never the value: the value is the secret.
         raise ConfigError(
-            f"cache_key: refusing a field named {name!r} at {_where((*path, name))}: credentials "
+            f"cache_key: refusing a field named {name!r} at {_where((path, name))}: credentials "
             "must never be part of a cache key. Pass only the model, endpoint and request body; "
             "auth headers belong to the transport."
         )
@@ -138,7 +162,7 @@ def canonical_json(request: Mapping[str, Any]) -> str:
         raise ConfigError(
             "cache_key: the request nests too deeply or contains a reference cycle."
         ) from None
-    return json.dumps(normalized, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    return _CANONICAL.encode(normalized)
 
 
 def cache_key(request: Mapping[str, Any]) -> str:
@@ -187,7 +211,7 @@ def encode_value(value: Any) -> str:
     if value is None:
         raise ConfigError("refusing to cache None: a cache returns None for a miss.")
     try:
-        return json.dumps(value, ensure_ascii=True, separators=(",", ":"))
+        return _COMPACT.encode(value)
     except (TypeError, ValueError, RecursionError) as exc:
         raise ConfigError(
             f"cache values must be JSON-serializable (dicts, lists, str, numbers, bool): {exc}. "

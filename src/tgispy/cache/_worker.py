@@ -103,10 +103,15 @@ class DiskWorker:
     def write_later(self, key: str, text: str) -> None:
         """Queue a write; a later write of the same key replaces it."""
         with self._cond:
-            self._writes[key] = text
+            writes = self._writes
+            writes[key] = text
             if self._write_due is None:
                 self._write_due = time.monotonic() + LINGER_S
-            self._wake()
+                self._wake()
+            elif len(writes) == BATCH:
+                self._wake()
+            # Otherwise the worker already waits for this batch's due time: waking it for every
+            # write would cost a thread switch per call.
 
     def pending(self, key: str) -> str | None:
         """The text of a queued (or being written) write of ``key``, if any."""
