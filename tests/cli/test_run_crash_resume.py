@@ -36,7 +36,7 @@ def answer(rec: Recorded) -> Reply:
     else:
         wrong = number % 4 == 3
         reply = Reply.generate(f" {2 * number + (1 if wrong else 0)}")
-    return Reply(reply.status, reply.body, reply.headers, delay=0.02)
+    return Reply(reply.status, reply.body, reply.headers, delay=0.03)
 
 
 def asked_questions(server: ScriptedTGI) -> list[str]:
