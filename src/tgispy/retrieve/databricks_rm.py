@@ -1,0 +1,9 @@
+"""DSPy 2.4's ``dspy.retrieve.databricks_rm`` (``DatabricksRM``): out of scope, it needs
+Databricks Vector Search. Importing it raises an ``ImportError`` that shows the route: serve
+the passages over ColBERTv2's protocol (``tgispy serve-rm``) and use ``dspy.ColBERTv2``, or
+use ``tgispy.retrieve.BM25``.
+"""
+
+from tgispy.retrieve._third_party import raise_out_of_scope
+
+raise_out_of_scope("databricks_rm", "DatabricksRM", "Databricks Vector Search")

@@ -1,0 +1,11 @@
+"""DSPy 2.4's ``dspy.retrieve.faiss_rm`` (``FaissRM``): out of scope, it needs a FAISS index with
+sentence-transformer weights in-process. Importing it raises an ``ImportError`` that shows the
+route: serve the passages over ColBERTv2's protocol (``tgispy serve-rm``) and use
+``dspy.ColBERTv2``, or use ``tgispy.retrieve.BM25``.
+"""
+
+from tgispy.retrieve._third_party import raise_out_of_scope
+
+raise_out_of_scope(
+    "faiss_rm", "FaissRM", "a FAISS index with sentence-transformer weights in-process"
+)
