@@ -20,9 +20,7 @@ Three things stay correct after the move:
 from __future__ import annotations
 
 import inspect
-import sys
 import types
-import typing
 from collections.abc import Iterable, Mapping
 
 __all__ = ["is_private_module", "public_prefix", "publish", "publish_object"]
@@ -93,24 +91,22 @@ def _resolve_own_annotations(cls: type) -> None:
     own = inspect.get_annotations(cls)
     if not any(isinstance(v, str) for v in own.values()):
         return
-    module = sys.modules.get(cls.__module__)
-    globalns = dict(vars(module)) if module is not None else {}
-    localns = dict(vars(cls))
-    resolved = {key: _evaluate(value, globalns, localns) for key, value in own.items()}
+    try:
+        resolved = inspect.get_annotations(cls, eval_str=True)
+    except Exception:  # a name that does not resolve (TYPE_CHECKING-only): resolve the others
+        resolved = {key: _evaluate(cls, value) for key, value in own.items()}
     for field in getattr(cls, "__dataclass_fields__", {}).values():
         if field.name in resolved and isinstance(field.type, str):
             field.type = resolved[field.name]
-    if resolved != own:
-        cls.__annotations__ = resolved
+    cls.__annotations__ = resolved
 
 
-def _evaluate(
-    annotation: object, globalns: dict[str, object], localns: dict[str, object]
-) -> object:
+def _evaluate(cls: type, annotation: object) -> object:
     if not isinstance(annotation, str):
         return annotation
     holder = type("_Holder", (), {"__annotations__": {"value": annotation}})
+    holder.__module__ = cls.__module__
     try:
-        return typing.get_type_hints(holder, globalns, localns, include_extras=True)["value"]
-    except Exception:  # unresolvable (a TYPE_CHECKING-only name): leave the string as it was
+        return inspect.get_annotations(holder, locals=dict(vars(cls)), eval_str=True)["value"]
+    except Exception:  # leave the string as it was
         return annotation

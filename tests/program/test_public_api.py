@@ -8,6 +8,7 @@ import inspect
 import pickle
 import subprocess
 import sys
+import types
 import typing
 
 import pydantic
@@ -279,6 +280,34 @@ def test_instances_pickle_through_the_public_modules() -> None:
         assert pickle.loads(data) == value
     assert pickle.loads(pickle.dumps(prediction)).answer == "4"
     assert [f.name for f in dataclasses.fields(Completion)]  # dataclass machinery intact
+
+
+def test_publish_keeps_annotations_resolvable(monkeypatch: pytest.MonkeyPatch) -> None:
+    from tgispy._public import publish
+
+    private = types.ModuleType("fakepkg._impl")
+    public = types.ModuleType("fakepkg")
+    monkeypatch.setitem(sys.modules, "fakepkg._impl", private)
+    monkeypatch.setitem(sys.modules, "fakepkg", public)
+    source = (
+        "from __future__ import annotations\n"
+        "import dataclasses\n"
+        "from typing import Any\n"
+        "@dataclasses.dataclass\n"
+        "class Thing:\n"
+        "    value: Any\n"
+        "    later: Missing | None = None\n"  # a TYPE_CHECKING-only name: stays a string
+    )
+    exec(compile(source, "fakepkg/_impl.py", "exec"), vars(private))
+    thing = private.Thing
+    public.Thing = thing
+    publish("fakepkg", vars(public), ["Thing"])
+    assert thing.__module__ == "fakepkg"
+    assert inspect.get_annotations(thing) == {"value": typing.Any, "later": "Missing | None"}
+    assert dataclasses.fields(thing)[0].type is typing.Any
+    assert pickle.loads(pickle.dumps(thing(1))) == thing(1)
+    publish("fakepkg", {"Example": dspy.Example}, ["Example"])  # another package's: untouched
+    assert dspy.Example.__module__ == "tgispy.primitives"
 
 
 def test_pydantic_resolves_public_dataclasses() -> None:
