@@ -13,6 +13,7 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
+from http import HTTPStatus
 from typing import Any, Final
 
 from aiohttp import web
@@ -29,6 +30,7 @@ from tgispy.server._generation import (
     generate_steps,
 )
 from tgispy.server._grammar import to_engine_grammar
+from tgispy.server._guard import ConnectionGuard, default_max_connections
 from tgispy.server._metrics import Metrics
 from tgispy.server._problems import Problem
 from tgispy.server._types import Backend, Fault
@@ -48,7 +50,7 @@ from tgispy.server._validation import (
     with_parameters,
 )
 
-__all__ = ["FRONT_KEY", "create_app", "make_backend"]
+__all__ = ["FRONT_KEY", "GUARD_KEY", "create_app", "make_backend"]
 
 logger = logging.getLogger(__name__)
 
@@ -103,6 +105,25 @@ def _answer_and_free(text: str, holder: list[list[tuple[int, bytes]]]) -> bytes:
         del pieces[-4096:]
         time.sleep(0)  # let the event loop's thread take the GIL between slices
     return answer
+
+
+def _answer_and_close(request: web.Request, problem: Problem) -> None:
+    """Write ``problem`` as a whole HTTP/1.1 response straight to the socket, then close it.
+
+    The handler's own response then meets a closing transport, which aiohttp drops quietly.
+    """
+    transport = request.transport
+    if transport is None or transport.is_closing():
+        return
+    body = problem.body()
+    head = (
+        f"HTTP/1.1 {problem.status} {HTTPStatus(problem.status).phrase}\r\n"
+        f"Content-Type: {problem.content_type}\r\n"
+        f"Content-Length: {len(body)}\r\n"
+        "Connection: close\r\n\r\n"
+    )
+    transport.write(head.encode() + body)
+    transport.close()
 
 
 def _abort(request: web.Request) -> web.Response:
@@ -221,11 +242,19 @@ class _Front:
             raise problems.payload_too_large()
         chunks: list[bytes] = []
         size = 0
-        while chunk := await request.content.readany():
-            size += len(chunk)
-            if size > limit:
-                raise problems.payload_too_large()
-            chunks.append(chunk)
+        try:
+            # A body that trickles in would hold its connection (and memory) for ever.
+            async with asyncio.timeout(self.config.body_timeout_s):
+                while chunk := await request.content.readany():
+                    size += len(chunk)
+                    if size > limit:
+                        raise problems.payload_too_large()
+                    chunks.append(chunk)
+        except TimeoutError as exc:
+            problem = problems.body_timeout(self.config.body_timeout_s)
+            # Answer and close now: aiohttp would otherwise linger, reading the rest of the body.
+            _answer_and_close(request, problem)
+            raise problem from exc
         return b"".join(chunks)
 
     async def read_json(self, request: web.Request) -> Any:
@@ -237,11 +266,12 @@ class _Front:
 
     def error_response(self, problem: Problem) -> web.Response:
         self.metrics.request_failed(problem.error_type)
-        return web.Response(
+        response = web.Response(
             status=problem.status,
             body=problem.body(),
             content_type=problem.content_type.split(";")[0],
         )
+        return response
 
     async def plan(self, prompt: str, v: Validated) -> Plan:
         """Tokenize when needed, then TGI's length checks and grammar checks, in TGI's order.
@@ -749,6 +779,8 @@ async def _merge_steps(
 
 
 FRONT_KEY: Final = web.AppKey("tgispy_front", _Front)
+#: the app's connection guard (it acts on connections accepted by a :class:`GuardedSite`)
+GUARD_KEY: Final = web.AppKey("tgispy_guard", ConnectionGuard)
 
 
 def create_app(config: ServerConfig, backend: Backend | None = None) -> web.Application:
@@ -769,8 +801,14 @@ def create_app(config: ServerConfig, backend: Backend | None = None) -> web.Appl
         ['/', '/generate', '/generate_stream']
     """
     front = _Front(config, backend if backend is not None else make_backend(config))
-    app = web.Application(client_max_size=config.payload_limit)
+    guard = ConnectionGuard(
+        max_connections=config.max_connections or default_max_connections(),
+        header_timeout_s=config.header_timeout_s,
+        keepalive_timeout_s=config.keepalive_timeout_s,
+    )
+    app = web.Application(client_max_size=config.payload_limit, middlewares=[guard.middleware])
     app[FRONT_KEY] = front
+    app[GUARD_KEY] = guard
     app.on_startup.append(front.on_startup)
     app.on_cleanup.append(front.on_cleanup)
     routes: list[tuple[str, str, Callable[[web.Request], Awaitable[web.StreamResponse]]]] = [

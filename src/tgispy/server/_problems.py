@@ -12,6 +12,7 @@ import json
 __all__ = [
     "Problem",
     "bad_json",
+    "body_timeout",
     "deserialize",
     "generation",
     "incomplete",
@@ -33,7 +34,15 @@ class Problem(Exception):
     whose body is ``message`` itself.
     """
 
-    def __init__(self, status: int, message: str, error_type: str, *, plain: bool = False) -> None:
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        error_type: str,
+        *,
+        plain: bool = False,
+        close: bool = False,
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
@@ -124,4 +133,16 @@ def payload_too_large() -> Problem:
     """axum's 413 plain-text answer for a body over ``--payload-limit``."""
     return Problem(
         413, "Failed to buffer the request body: length limit exceeded", "payload", plain=True
+    )
+
+
+def body_timeout(seconds: float) -> Problem:
+    """408, plain text: the body did not arrive within ``--body-timeout`` (then the connection
+    is closed). TGI (hyper) just drops such a connection; a short answer tells an honest slow
+    client why."""
+    return Problem(
+        408,
+        f"Failed to buffer the request body: not received within {seconds:g} seconds",
+        "payload",
+        plain=True,
     )

@@ -17,8 +17,9 @@ from typing import Any
 from aiohttp import web
 
 from tgispy.errors import ConfigError
-from tgispy.server._app import FRONT_KEY, create_app
+from tgispy.server._app import FRONT_KEY, GUARD_KEY, create_app
 from tgispy.server._config import ServerConfig, SimConfig, is_loopback
+from tgispy.server._guard import AcceptErrorLog, GuardedSite
 
 __all__ = ["build_parser", "config_from_args", "main", "readiness_line", "serve"]
 
@@ -65,10 +66,18 @@ async def serve(config: ServerConfig, *, ready: Callable[[str], None] | None = N
     """
     app = create_app(config)
     front = app[FRONT_KEY]
-    runner = web.AppRunner(app, handler_cancellation=True, access_log=None, shutdown_timeout=2.0)
+    runner = web.AppRunner(
+        app,
+        handler_cancellation=True,
+        access_log=None,
+        shutdown_timeout=2.0,
+        keepalive_timeout=config.keepalive_timeout_s,
+    )
     await runner.setup()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
+    previous_handler = loop.get_exception_handler()
+    loop.set_exception_handler(AcceptErrorLog())
     installed: list[signal.Signals] = []
     if threading.current_thread() is threading.main_thread():
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -76,7 +85,7 @@ async def serve(config: ServerConfig, *, ready: Callable[[str], None] | None = N
                 loop.add_signal_handler(sig, stop.set)
                 installed.append(sig)
     try:
-        site = web.TCPSite(runner, config.host, config.port)
+        site = GuardedSite(runner, config.host, config.port, app[GUARD_KEY])
         await site.start()
         # port 0: the OS picked one; the runner knows which
         port = int(runner.addresses[0][1]) if runner.addresses else config.port
@@ -103,6 +112,7 @@ async def serve(config: ServerConfig, *, ready: Callable[[str], None] | None = N
         for sig in installed:
             loop.remove_signal_handler(sig)
         await runner.cleanup()
+        loop.set_exception_handler(previous_handler)
 
 
 def build_parser(prog: str = "tgispy serve") -> argparse.ArgumentParser:
@@ -138,6 +148,20 @@ def build_parser(prog: str = "tgispy serve") -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--tokenize-workers", type=int, default=2, help="/tokenize requests run at once"
+    )
+    parser.add_argument(
+        "--max-connections",
+        type=int,
+        help="open connections at once (default: the file-descriptor limit less a reserve)",
+    )
+    parser.add_argument(
+        "--header-timeout", type=float, default=10.0, help="seconds to send a request head"
+    )
+    parser.add_argument(
+        "--body-timeout", type=float, default=30.0, help="seconds to send a request body"
+    )
+    parser.add_argument(
+        "--keepalive-timeout", type=float, default=75.0, help="seconds an idle connection lives"
     )
     parser.add_argument(
         "--no-prompt-cache", action="store_true", help="do not reuse KV cache across requests"
@@ -229,6 +253,10 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
         payload_limit=args.payload_limit,
         tokenize_limit=args.tokenize_limit,
         tokenize_workers=args.tokenize_workers,
+        max_connections=args.max_connections,
+        header_timeout_s=args.header_timeout,
+        body_timeout_s=args.body_timeout,
+        keepalive_timeout_s=args.keepalive_timeout,
         prompt_cache=not args.no_prompt_cache,
         sim=sim,
     )
