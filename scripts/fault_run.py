@@ -2,8 +2,10 @@
 
 Three ``tgispy serve --backend sim`` replicas on 127.0.0.1: one healthy, one answering 429 on 80%
 of calls, one sending malformed and truncated bodies and dropping connections on 15% of calls
-each. 10,000 ChainOfThought calls run 32 in flight; the healthy replica is SIGKILLed after 3,000
-and restarted on the same port after 8,000. Prints how many calls were answered, the errors by
+each (the sim drops /generate connections too, so 44% of that replica's /generate calls fail;
+``--drop-rate 0`` leaves 30%). 10,000 ChainOfThought calls (each one or two LM calls) run 32
+in flight; the healthy replica is SIGKILLed after 3,000 and restarted on the same port after
+8,000. Prints how many calls were answered, the errors by
 type (each must name its replicas), and how long the restarted replica took to serve again.
 
 Run: ``python scripts/fault_run.py [--calls 10000]``. Loopback only, bounded by --calls and
@@ -71,7 +73,7 @@ def names_replicas(error: TGIError, urls: set[str]) -> bool:
     return bool(named) and named <= urls
 
 
-async def run(calls: int, timeout: float, max_attempts: int | None) -> int:
+async def run(calls: int, timeout: float, max_attempts: int | None, drop_rate: float) -> int:
     ports = [free_port() for _ in range(3)]
     healthy_port = ports[0]
     procs = {
@@ -84,7 +86,7 @@ async def run(calls: int, timeout: float, max_attempts: int | None) -> int:
             "--sim-truncated-rate",
             "0.15",
             "--sim-drop-rate",
-            "0.15",
+            str(drop_rate),
         ),
     }
     urls = {f"http://127.0.0.1:{p}" for p in ports}
@@ -94,6 +96,8 @@ async def run(calls: int, timeout: float, max_attempts: int | None) -> int:
     qa = dspy.ChainOfThought("question -> answer")
     outcomes: Counter[str] = Counter()
     unnamed = 0
+    tries: Counter[int] = Counter()  # attempts made by each failed call
+    reasons: Counter[str] = Counter()
     done = 0
     restarted_at: float | None = None
     back_after: float | None = None
@@ -109,6 +113,11 @@ async def run(calls: int, timeout: float, max_attempts: int | None) -> int:
                 outcomes["answered"] += 1
             except TGIError as exc:
                 outcomes[type(exc).__name__] += 1
+                notes = getattr(exc, "__notes__", [])
+                tries[1 + sum(n.startswith("earlier attempt") for n in notes)] += 1
+                for note in notes:
+                    if note.startswith("gave up"):
+                        reasons[note.split(": ", 1)[-1]] += 1
                 if not names_replicas(exc, urls):
                     unnamed += 1
             done += 1
@@ -137,6 +146,7 @@ async def run(calls: int, timeout: float, max_attempts: int | None) -> int:
         if name != "answered":
             print(f"  {name}: {count}")
     print(f"errors that name no known replica: {unnamed}")
+    print(f"attempts made by failed calls: {dict(sorted(tries.items()))}; why: {dict(reasons)}")
     if back_after is None:
         print("restarted replica: not back in rotation by the end of the run")
     else:
@@ -149,9 +159,16 @@ def main() -> int:
     parser.add_argument("--calls", type=int, default=10_000)
     parser.add_argument("--timeout", type=float, default=600.0)
     parser.add_argument("--max-attempts", type=int, default=None, help="default: the client's")
+    parser.add_argument(
+        "--drop-rate",
+        type=float,
+        default=0.15,
+        help="dropped connections on the flaky replica (the sim drops /generate too, not only "
+        "streams; 0 leaves malformed and truncated bodies, 30%% of /generate calls)",
+    )
     args = parser.parse_args()
     os.environ.setdefault("TGISPY_CACHEDIR", "/tmp/tgispy-fault-run-cache")
-    return asyncio.run(run(args.calls, args.timeout, args.max_attempts))
+    return asyncio.run(run(args.calls, args.timeout, args.max_attempts, args.drop_rate))
 
 
 if __name__ == "__main__":

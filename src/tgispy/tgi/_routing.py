@@ -71,6 +71,8 @@ _WAIT_DEFAULT = 0.01
 
 # Weight of the past in a replica's health score (one result moves it by 10%).
 _SCORE_KEEP = 0.9
+# A score never counts below this in costs (a replica at 0 is still retried now and then).
+_SCORE_FLOOR = 0.05
 
 
 @dataclass(frozen=True, slots=True)
@@ -369,14 +371,17 @@ class ReplicaSet:
 
     def _cost(
         self, r: ReplicaState, peers: Sequence[ReplicaState], now: float
-    ) -> tuple[float, int]:
-        # Peak-EWMA-style cost: expected wait ~ latency x (queue + 1). A replica without a latency
+    ) -> tuple[float, int, float]:
+        # Peak-EWMA-style cost: expected wait ~ latency x (queue + 1), divided by the replica's
+        # health score (the expected number of tries per answer grows as 1 / success rate), so
+        # a replica failing most calls loses to one failing a few. A replica without a latency
         # yet borrows the fastest known one (optimistic, so new replicas get tried).
         latency = self._latency(r, now)
         if latency is None:
             known = [x for x in (self._latency(p, now) for p in peers) if x is not None]
             latency = min(known) if known else 0.0
-        return (latency * (r.in_flight + 1), r.in_flight)
+        tries = 1.0 / max(r.score, _SCORE_FLOOR)
+        return (latency * (r.in_flight + 1) * tries, r.in_flight, tries)
 
     def _latency(self, r: ReplicaState, now: float) -> float | None:
         # The estimate fades while a replica gets no traffic (Finagle's PeakEWMA does the same):
