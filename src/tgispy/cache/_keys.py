@@ -121,6 +121,31 @@ def _normalize(value: Any, path: _Path, names_are_user_data: bool) -> Any:
     )
 
 
+def _is_canonical(value: Any, top: bool, names_are_user_data: bool) -> bool:
+    """Whether ``value`` is already in canonical form (so :func:`_normalize` would copy it as is).
+
+    Exact JSON types only, field names already checked, no integral or non-finite floats: the
+    common request, which can then be encoded without building a normalized copy.
+    """
+    kind = type(value)
+    if kind is str or kind is int or kind is bool or value is None:
+        return True
+    if kind is dict:
+        for name, item in value.items():
+            if type(name) is not str or (
+                not names_are_user_data and (name, top) not in _FINE_NAMES
+            ):
+                return False
+            if not _is_canonical(item, False, name in _SCHEMA_NAME_MAPS):
+                return False
+        return True
+    if kind is list:
+        return all(_is_canonical(item, False, False) for item in value)
+    if kind is float:
+        return math.isfinite(value) and not value.is_integer()
+    return False
+
+
 def _check_field_name(name: str, path: _Path) -> None:
     field = _field_name(name)
     if field in _SECRET_FIELDS:
@@ -157,7 +182,9 @@ def canonical_json(request: Mapping[str, Any]) -> str:
             f"{{'model': ..., 'endpoint': ..., 'body': ...}}, got {type(request).__name__}."
         )
     try:
-        normalized = _normalize(request, (), False)
+        normalized = (
+            request if _is_canonical(request, True, False) else _normalize(request, (), False)
+        )
     except RecursionError:
         raise ConfigError(
             "cache_key: the request nests too deeply or contains a reference cycle."
