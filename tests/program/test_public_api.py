@@ -6,6 +6,7 @@ import dataclasses
 import importlib
 import inspect
 import pickle
+import pkgutil
 import subprocess
 import sys
 import types
@@ -179,26 +180,18 @@ def test_dummy_lm_path_and_unknown_names() -> None:
     assert "HFClientTGI" in dir(dspy) and "Evaluate" in dir(dspy)
 
 
-# Every public module whose __all__ is the API users import from.
-PUBLIC_MODULES = [
-    "tgispy",
-    "tgispy.adapters",
-    "tgispy.cache",
-    "tgispy.errors",
-    "tgispy.evaluate",
-    "tgispy.integrations",
-    "tgispy.lm",
-    "tgispy.predict",
-    "tgispy.primitives",
-    "tgispy.server",
-    "tgispy.signatures",
-    "tgispy.teleprompt",
-    "tgispy.testing",
-    "tgispy.tgi",
-    "tgispy.utils",
-    "tgispy.utils.dummies",
+def _is_private(module_name: str) -> bool:
+    return any(part.startswith("_") for part in module_name.split("."))
+
+
+# Every public package (found, so new ones are covered), and the public plain modules whose
+# __all__ is API users import from.
+PACKAGES = ["tgispy"] + [
+    info.name
+    for info in pkgutil.walk_packages(tgispy.__path__, "tgispy.", onerror=lambda name: None)
+    if info.ispkg and not _is_private(info.name)
 ]
-PACKAGES = [name for name in PUBLIC_MODULES if hasattr(importlib.import_module(name), "__path__")]
+PUBLIC_MODULES = [*PACKAGES, "tgispy.errors", "tgispy.testing", "tgispy.utils.dummies"]
 
 
 def _public_objects() -> list[tuple[str, str, object]]:
@@ -212,10 +205,6 @@ def _public_objects() -> list[tuple[str, str, object]]:
             if inspect.isclass(value) or is_function:
                 out.append((module_name, name, value))
     return out
-
-
-def _is_private(module_name: str) -> bool:
-    return any(part.startswith("_") for part in module_name.split("."))
 
 
 @pytest.mark.parametrize("module_name", PACKAGES)

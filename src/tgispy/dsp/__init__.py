@@ -17,6 +17,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+from tgispy._public import publish as _publish
 from tgispy._settings import settings
 from tgispy.adapters._template import Template, passages2text
 from tgispy.dsp import utils
@@ -71,3 +72,9 @@ __all__ = [
     "settings",
     "utils",
 ]
+
+_publish(__name__, globals(), __all__)
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

@@ -13,6 +13,7 @@ Example:
 
 from __future__ import annotations
 
+from tgispy._public import publish as _publish
 from tgispy.engines._dialect import (
     Choice,
     Constraint,
@@ -82,3 +83,10 @@ def dialect_for(engine: str, *, prefix: str = "/v1") -> Dialect:
     if engine == "ollama":
         return OllamaDialect()
     raise ConfigError(f"unknown engine {engine!r}; use one of {', '.join(ENGINES)}")
+
+
+_publish(__name__, globals(), __all__)
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

@@ -10,6 +10,7 @@ Example:
 
 from __future__ import annotations
 
+from tgispy._public import publish as _publish
 from tgispy._settings import settings
 from tgispy.dsp._dpr import DPR_normalize, DPR_tokenize, has_answer, locate_answers, strip_accents
 from tgispy.dsp._metrics import (
@@ -63,3 +64,9 @@ __all__ = [
     "zip_first",
     "zipstar",
 ]
+
+_publish(__name__, globals(), __all__)
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
