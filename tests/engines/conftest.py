@@ -60,8 +60,8 @@ def llama_server() -> Iterator[LlamaServer]:
     params.model.path = str(default_model_path())
     params.n_parallel = SLOTS
     params.n_ctx = CTX_PER_SLOT * SLOTS  # llama.cpp splits n_ctx evenly between the slots
-    params.cpuparams.n_threads = 2
-    params.cpuparams_batch.n_threads = 2
+    params.cpuparams.n_threads = 1  # two threads spin-wait on this 2-core machine
+    params.cpuparams_batch.n_threads = 1
     params.hostnames = ["127.0.0.1"]
     params.port = port
     params.n_threads_http = 4

@@ -105,6 +105,10 @@ def vllm(
             card = {"id": model, "object": "model", "created": 1, "owned_by": "vllm",
                     "root": model, "parent": None, "max_model_len": max_model_len}  # fmt: skip
             return Reply(200, {"object": "list", "data": [card]})
+        if req.method == "GET":
+            if req.path == "/version":
+                return Reply(200, {"version": "0.33.0"})
+            return Reply(404, {"detail": "Not Found"})  # FastAPI's 404
         body: dict[str, Any] = req.json
         if body.get("model") not in (None, "", model):
             return error(
@@ -157,6 +161,8 @@ def sglang(respond: Respond, *, max_model_len: int = 4096) -> Callable[[Recorded
             card = {"id": "default", "object": "model", "created": 1, "owned_by": "sglang",
                     "root": "default", "parent": None, "max_model_len": max_model_len}  # fmt: skip
             return Reply(200, {"object": "list", "data": [card]})
+        if req.method == "GET":
+            return Reply(404, {"detail": "Not Found"})
         body: dict[str, Any] = req.json
         if body.get("top_k") == 0:
             return error(400, "top_k must be -1 (disable) or at least 1, got 0.")
@@ -186,6 +192,15 @@ def ollama(
     def handle(req: Recorded) -> Reply:
         if req.method == "GET" and req.path == "/":
             return Reply(200, b"Ollama is running")
+        if req.method == "GET" and req.path == "/api/version":
+            return Reply(200, {"version": "0.32.15"})
+        if req.method == "GET" and req.path == "/v1/models":
+            data = [
+                {"id": m, "object": "model", "created": 1, "owned_by": "library"} for m in models
+            ]
+            return Reply(200, {"object": "list", "data": data})
+        if req.method == "GET":
+            return Reply(404, b"404 page not found")
         body: dict[str, Any] = req.json
         if req.path == "/api/show":
             return Reply(200, {"parameters": "num_ctx 2048", "capabilities": ["completion"],

@@ -19,7 +19,8 @@ from typing import Any, Literal
 
 from tgispy._sync import iterate_sync, run_sync
 from tgispy.engines import Constraint, Dialect, Limits, Request, Result, dialect_for
-from tgispy.errors import ConfigError, TGIError
+from tgispy.engines._detect import PROBES, classify, detected_engine, mismatch
+from tgispy.errors import ConfigError, NoHealthyReplicaError, TGIError
 from tgispy.lm._base import LM, Completion, Generation
 from tgispy.lm._tgi import _from_cache, _key, _resolve_cache, _sum_usage, _to_cache
 from tgispy.tgi._client import TGIClient
@@ -190,7 +191,10 @@ class FleetLM(LM):
     Args:
         model: the model id sent to the engine (and used in cache keys and history).
         urls: the replicas' base URLs.
-        engine: ``"openai"``, ``"vllm"``, ``"sglang"``, ``"llamacpp"`` or ``"ollama"``.
+        engine: ``"openai"``, ``"vllm"``, ``"sglang"``, ``"llamacpp"``, ``"ollama"``, or
+            ``"auto"``: probe each replica once (safe GETs) before the first request and speak
+            the engine found (the generic OpenAI dialect when none is recognised); replicas that
+            run different engines are an error unless ``engine=`` says which dialect to speak.
         prefix: the OpenAI routes' prefix under each URL (``"/v1"``, or ``""`` when the URLs end
             in ``/v1``).
         model_type: ``"text"`` (completions) or ``"chat"`` (chat completions).
@@ -239,7 +243,9 @@ class FleetLM(LM):
         self.kwargs = {**(defaults or {}), **(kwargs or {})}
         self.model_type = model_type
         self.system_prompt = system_prompt
-        self.dialect: Dialect = dialect_for(engine, prefix=prefix)
+        self._prefix = prefix
+        self._detected = engine != "auto"
+        self.dialect: Dialect = dialect_for("openai" if engine == "auto" else engine, prefix=prefix)
         self.urls = tuple(u.rstrip("/") for u in urls)
         request_from_kwargs(model, self.kwargs, prompt="")  # bad defaults fail now, not later
         self._client = TGIClient(
@@ -254,6 +260,9 @@ class FleetLM(LM):
         self._cache = _resolve_cache(cache)
         self._limits: dict[str, Limits | None] = {}
         self._limits_failed_at: dict[str, float] = {}
+        self._mismatch: str | None = None
+        #: probe answers kept for discovery (/v1/models answers both questions)
+        self._probed: dict[tuple[str, str], HTTPResponse] = {}
 
     @property
     def mode(self) -> str:
@@ -261,6 +270,42 @@ class FleetLM(LM):
         return self.model_type
 
     # ---- discovery ----------------------------------------------------------------------------
+    async def detect(self) -> str:
+        """The dialect this LM speaks: with ``engine="auto"``, probe every replica (once).
+
+        Raises:
+            ConfigError: the replicas run different engines.
+        """
+        if not self._detected:
+            found = await asyncio.gather(*(self._probe_engine(u) for u in self.urls))
+            engines = {f for f in found if f is not None}
+            if len(engines) > 1:
+                each = ", ".join(
+                    f"{u}: {f or 'unknown'}" for u, f in zip(self.urls, found, strict=True)
+                )
+                raise ConfigError(
+                    f"the replicas run different engines ({each}); pass engine= to name the "
+                    "dialect they all speak, or make one LM per engine"
+                )
+            engine = detected_engine(engines.pop() if engines else None)
+            self.dialect = dialect_for(engine, prefix=self._prefix)
+            self._detected = True
+            logger.info("engine='auto': %s speak %s", list(self.urls), engine)
+        return self.dialect.name
+
+    async def _probe_engine(self, url: str) -> str | None:
+        for path in PROBES:
+            try:
+                resp = await self._client.get(url, path)
+            except Exception as exc:  # an unreachable replica tells nothing; the call will fail
+                logger.info("engine probe GET %s%s failed: %s", url, path, exc)
+                return None
+            self._probed[url, path] = resp
+            found = classify(path, resp.status, resp.headers, resp.body)
+            if found is not None:
+                return found
+        return None
+
     async def limits(self) -> Limits | None:
         """What the replicas said about themselves (context length, ``n`` per request), merged.
 
@@ -279,6 +324,8 @@ class FleetLM(LM):
         ]
         if missing:
             await asyncio.gather(*(self._fetch_limits(u, path) for u in missing))
+        if self._mismatch is not None:
+            raise ConfigError(self._mismatch + "; pass the right engine= (or engine='auto')")
         known = [lim for lim in self._limits.values() if lim is not None]
         if not known:
             return None
@@ -286,10 +333,14 @@ class FleetLM(LM):
 
     async def _fetch_limits(self, url: str, path: str) -> None:
         try:
-            resp = await self._client.get(url, path)
+            resp = self._probed.pop((url, path), None) or await self._client.get(url, path)
             if resp.status != 200:
                 raise self.dialect.error(resp.status, resp.body, replica=url)
-            self._limits[url] = self.dialect.parse_limits(resp.body)
+            limits = self.dialect.parse_limits(resp.body)
+            self._limits[url] = limits
+            owners = limits.extra.get("owned_by")
+            if isinstance(owners, list):
+                self._mismatch = mismatch(self.dialect.name, owners)
         except Exception as exc:  # discovery is best effort: requests still go out
             logger.info("GET %s%s failed (%s); using the engine's safe defaults", url, path, exc)
             self._limits_failed_at[url] = time.monotonic()
@@ -361,10 +412,7 @@ class FleetLM(LM):
         (Until the fleet client takes the dialect's error mapping, the status and TGI's reading
         of the body are all that is left: enough for every shape the dialects know.)
         """
-        if err.status is None or type(err).__name__ in (
-            "NoHealthyReplicaError",
-            "AllReplicasFailedError",
-        ):
+        if err.status is None or isinstance(err, NoHealthyReplicaError):
             return err
         import json
 
@@ -409,6 +457,7 @@ class FleetLM(LM):
         """Generate ``n`` completions of ``prompt`` (a user message in chat mode)."""
         if not isinstance(prompt, str):
             raise ConfigError(f"prompt must be a string, got {type(prompt).__name__}")
+        await self.detect()
         merged = {**self.kwargs, **kwargs}
         use_cache = bool(merged.pop("cache", True)) and self._cache is not None
         if self.model_type == "chat":
@@ -425,6 +474,7 @@ class FleetLM(LM):
     async def achat(self, messages: Sequence[Mapping[str, Any]], **kwargs: Any) -> dict[str, Any]:
         """Send ``messages`` to the chat route; ``{"messages", "choices": [{"text",
         "finish_reason"}], "usage"}``, recorded in :attr:`history`."""
+        await self.detect()
         merged = {**self.kwargs, **kwargs}
         use_cache = bool(merged.pop("cache", True)) and self._cache is not None
         started = time.perf_counter()
@@ -465,6 +515,7 @@ class FleetLM(LM):
         Recorded in :attr:`history` when it ends. Errors before the first piece are retried on
         another replica; mid-stream error events raise typed errors.
         """
+        await self.detect()
         merged = {**self.kwargs, **kwargs}
         merged.pop("cache", None)
         merged["n"] = 1

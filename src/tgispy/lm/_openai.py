@@ -56,8 +56,9 @@ class OpenAI(FleetLM):
             that are not ``instruct``, as in 2.4.
         system_prompt: a system message before each prompt in chat mode.
         default_headers: extra headers for every request.
-        engine: the server's dialect: ``"openai"`` (default), ``"vllm"``, ``"sglang"``,
-            ``"llamacpp"`` or ``"ollama"`` (Ollama's native API; its ``/v1`` is ``"openai"``).
+        engine: the server's dialect: ``"auto"`` (default: detected once per replica with safe
+            GETs; unrecognised servers get the generic ``"openai"`` dialect), ``"openai"``,
+            ``"vllm"``, ``"sglang"``, ``"llamacpp"`` or ``"ollama"`` (Ollama's native API).
         **kwargs: default generation parameters (2.4's ``temperature=0.0, max_tokens=150,
             top_p=1, frequency_penalty=0, presence_penalty=0, n=1``), and tgispy's ``cache``,
             ``retry``, ``routing``, ``timeout``, ``transport``.
@@ -83,7 +84,7 @@ class OpenAI(FleetLM):
         http_client: Any = None,
         default_headers: Mapping[str, str] | None = None,
         *,
-        engine: str = "openai",
+        engine: str = "auto",
         **kwargs: Any,
     ) -> None:
         if api_provider == "azure":
