@@ -85,6 +85,11 @@ def test_self_hosted_engines_send_dspy_defaults_explicitly() -> None:
     assert "top_k" not in openai and "top_p" not in openai
 
 
+def test_generic_openai_sends_top_k_only_when_asked() -> None:
+    assert "top_k" not in OpenAIDialect().build(Request(model="m", prompt="x", top_k=0))[1]
+    assert OpenAIDialect().build(Request(model="m", prompt="x", top_k=20))[1]["top_k"] == 20
+
+
 def test_sglang_never_sends_top_k_zero() -> None:
     body = SGLangDialect().build(Request(model="m", prompt="x", top_k=0))[1]
     assert body["top_k"] == -1

@@ -247,3 +247,19 @@ def test_azure_provider_and_http_client_are_refused() -> None:
         dspy.OpenAI(api_provider="azure")
     with pytest.raises(ConfigError, match="http_client"):
         dspy.OpenAI(http_client=object())
+
+
+def test_together_sends_its_2_4_defaults_and_inst_template() -> None:
+    transport = MockTransport(doubles.vllm(answer_four, model="mistralai/Mixtral-8x7B-Instruct"))
+    lm = dspy.Together(
+        model="mistralai/Mixtral-8x7B-Instruct", api_key="k", cache=False, transport=transport
+    )
+    assert lm("2+2?") == [" 4"]
+    [req] = posts(transport)
+    assert req.replica == "https://api.together.xyz" and req.path == "/v1/completions"
+    assert req.json["prompt"] == "[INST]2+2?[/INST]" and req.json["stop"] == ["\n\n---"]
+    assert (req.json["top_k"], req.json["repetition_penalty"], req.json["max_tokens"]) == (
+        20,
+        1,
+        512,
+    )

@@ -160,6 +160,9 @@ class OpenAIDialect:
         """Engine-specific sampling fields (``top_k``, ...)."""
         off = self.facts.top_k_off
         if off is None:
+            # OpenAI has no top_k; many OpenAI-compatible APIs (Together, ...) take it when asked
+            if request.top_k is not None and request.top_k > 0:
+                body["top_k"] = request.top_k
             return
         if request.top_k is not None and request.top_k > 0:
             body["top_k"] = request.top_k
