@@ -114,8 +114,9 @@ def test_vllm_errors_name_the_fix() -> None:
     wrong = dspy.HFClientVLLM(
         model="other", port=8000, cache=False, transport=MockTransport(doubles.vllm(answer_four))
     )
-    with pytest.raises(ServerError, match=r"does not exist.*GET /v1/models lists them"):
+    with pytest.raises(ConfigError, match=r"serves \['m'\], not model='other'"):
         wrong("hi")
+    assert not [r for r in wrong._client.transport.requests if r.method == "POST"]  # type: ignore[attr-defined]
 
 
 def test_vllm_stream_and_chat_through_openai_class() -> None:

@@ -213,6 +213,10 @@ class Dialect(Protocol):
         """The body of ``GET limits_path`` as :class:`Limits`."""
         ...
 
+    def check_model(self, model: str | None, limits: Limits | None) -> str | None:
+        """Why the server would reject ``model`` (the fix named), or ``None``."""
+        ...
+
 
 # ---- shared pure helpers -----------------------------------------------------------------------
 def decode_json(body: bytes | str, *, what: str = "response") -> Any:

@@ -30,6 +30,8 @@ class EngineFacts:
             would otherwise use the model's or its CLI's sampling defaults.
         constraint_kinds: the constraint kinds the engine enforces.
         context_markers: substrings of its "the prompt does not fit" error messages.
+        checks_model: whether a model name the server does not list is an error (so the client
+            may refuse it before sending, from the ``/v1/models`` list).
     """
 
     name: str
@@ -42,6 +44,7 @@ class EngineFacts:
     explicit_defaults: bool
     constraint_kinds: frozenset[str]
     context_markers: tuple[str, ...]
+    checks_model: bool = False
 
 
 _FACTS = {
@@ -79,6 +82,8 @@ _FACTS = {
         explicit_defaults=True,
         constraint_kinds=frozenset({"json", "regex", "choice", "grammar"}),
         context_markers=("maximum context length", "cannot be greater than max_model_len"),
+        # unknown names: 404 'The model `x` does not exist.' (serve/engine/serving.py)
+        checks_model=True,
     ),
     # SGLang 0.5.23. /health runs a 1-token generation, /ready does not
     # (srt/entrypoints/http_server.py). MAX_STOP_COUNT 32, top_k 0 -> 400, -1 = off

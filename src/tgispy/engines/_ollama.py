@@ -203,6 +203,10 @@ class OllamaDialect:
             err.args = (err.message,)
         return err
 
+    def check_model(self, model: str | None, limits: Limits | None) -> str | None:
+        """Ollama's 404 names an unknown model itself; nothing is listed before the call."""
+        return None
+
     def parse_limits(self, body: bytes | str) -> Limits:
         """``POST /api/show``: the trained context length, ``num_ctx`` and capabilities."""
         data = decode_json(body, what="ollama /api/show response")

@@ -282,6 +282,23 @@ class OpenAIDialect:
             markers=self.facts.context_markers,
         )
 
+    def check_model(self, model: str | None, limits: Limits | None) -> str | None:
+        """Why the server would reject ``model``: it checks names and its list lacks this one.
+
+        Example:
+            >>> from tgispy.engines import VLLMDialect
+            >>> VLLMDialect().check_model("llama", Limits(models=("m",)))
+            "the vllm server serves ['m'], not model='llama'; pass one of those"
+        """
+        if not self.facts.checks_model or not model or limits is None or not limits.models:
+            return None
+        if model in limits.models:
+            return None
+        return (
+            f"the {self.name} server serves {list(limits.models)}, not model={model!r}; "
+            "pass one of those"
+        )
+
     def parse_limits(self, body: bytes | str) -> Limits:
         """``GET /v1/models``: the served model ids, and ``max_model_len`` where given."""
         data = decode_json(body, what=f"{self.name} /v1/models response")

@@ -426,6 +426,9 @@ class FleetLM(LM):
     async def _agenerate(self, request: Request, use_cache: bool) -> Generation:
         """Exactly ``request.n`` choices: server-side ``n`` where allowed, else fanned out."""
         limits = await self.limits()
+        wrong_model = self.dialect.check_model(request.model, limits)
+        if wrong_model is not None:
+            raise ConfigError(wrong_model)
         sizes = _split(request.n, self.dialect.server_n(request, limits))
         parts = await asyncio.gather(
             *(
