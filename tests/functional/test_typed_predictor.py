@@ -76,6 +76,8 @@ def test_model_output_gets_a_json_grammar(servers: list[ScriptedTGI]) -> None:
     assert TypedPredictor(PointSig)(description="top left").point == Point(x=1, y=2)
     (request,) = [r for r in server.requests if r.path == "/generate"]
     grammar = request.json["parameters"]["grammar"]
+    assert lm.kwargs.get("stop")  # the client's default stop ...
+    assert "stop" not in request.json["parameters"]  # ... would cut multi-line JSON: dropped
     assert grammar["type"] == "json"
     assert grammar["value"]["properties"] == Point.model_json_schema()["properties"]
 

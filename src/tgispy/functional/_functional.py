@@ -338,9 +338,15 @@ class TypedPredictor(Module):
         base_config = dict(modified_kwargs.pop("config", None) or {})
         for try_i in range(self.max_retries):
             config = dict(base_config)
-            grammar = await self._grammar(signature, kwargs.get("lm"))
+            lm = kwargs.get("lm") or self.predictor.lm or current_settings().lm
+            grammar = await self._grammar(signature, lm)
             if grammar is not None and "grammar" not in config:
                 config["grammar"] = grammar
+                lm_kwargs = getattr(lm, "kwargs", None) or {}
+                if grammar["type"] == "json" and lm_kwargs.get("stop") and "stop" not in config:
+                    # DSPy's default "\n" stop would cut the JSON the grammar lets the model
+                    # format over several lines; the grammar ends it instead.
+                    config["stop"] = None
             call = {**modified_kwargs, "new_signature": signature}
             if config:
                 call["config"] = config
@@ -410,7 +416,6 @@ class TypedPredictor(Module):
         )
 
     async def _grammar(self, signature: Any, lm: Any) -> dict[str, Any] | None:
-        lm = lm or self.predictor.lm or current_settings().lm
         if lm is None or not await lm_supports_grammar(lm):
             return None
         return field_grammar(signature)
