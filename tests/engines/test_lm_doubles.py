@@ -264,3 +264,26 @@ def test_together_sends_its_2_4_defaults_and_inst_template() -> None:
         1,
         512,
     )
+
+
+def test_evaluate_with_threads_over_auto_detected_replicas() -> None:
+    # Sync programs in 8 threads, each driving its own event loop: one detection, one dialect.
+    transport = MockTransport(doubles.vllm(lambda source, body: " " + source.split("is ")[-1][:1]))
+    lm = dspy.OpenAI(
+        model="m", api_base=["http://a.test/v1", "http://b.test/v1"], cache=False,
+        transport=transport,
+    )  # fmt: skip
+    devset = [
+        dspy.Example(question=f"The digit is {i}", answer=str(i)).with_inputs("question")
+        for i in range(10)
+    ]
+    with dspy.context(lm=lm):
+        evaluate = dspy.Evaluate(
+            devset=devset,
+            metric=lambda ex, pred, trace=None: ex.answer == pred.answer,
+            num_threads=8,
+        )
+        score = evaluate(dspy.Predict("question -> answer"))
+    assert float(score) == 100.0
+    assert lm.dialect.name == "vllm"
+    assert len(posts(transport)) == 10
