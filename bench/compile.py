@@ -2,13 +2,13 @@
 
 Both libraries compile ``ChainOfThought("question -> answer")`` on the same 20 examples, caches
 off, against two loopback servers answering TGI's /generate with one canned completion: nginx
-(instant: measures the libraries' own overhead) and ``tgispy serve --backend sim`` taking 50 ms
-per request (capacity 64), closer to a real model. The report gives the wall time of ``compile``
-and the number of /generate requests it made (they must match: the same algorithm on the same
-answers). tgispy scores candidates concurrently on its async core; DSPy 2.4.17 runs each
+(instant: measures the libraries' own overhead) and a canned TGI (aiohttp, its own process)
+answering after 50 ms with ``best_of`` sequences, closer to a real model. The report gives the
+wall time of ``compile`` and the number of /generate requests it made (they must match: the same
+algorithm on the same answers). tgispy scores candidates concurrently on its async core; DSPy 2.4.17 runs each
 Evaluate in ``num_threads`` threads, one candidate after the other.
 
-usage: python bench/compile.py [--rounds 3] [--quick] [--servers nginx sim] [--dspy24-python PATH]
+usage: python bench/compile.py [--rounds 3] [--quick] [--servers nginx slow] [--dspy24-python PATH]
        [--json-out FILE]
        python bench/compile.py --measure {tgispy|dspy24} {copro|mipro} PORT   (one sample)
 """
@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from _common import (
+    CANNED_INFO,
     ROOT,
     bench_row,
     canned_nginx,
@@ -38,7 +39,12 @@ from _common import (
     write_rows,
 )
 
-COMPLETION = " produce the answer. We know Paris is the capital of France.\nAnswer: Paris"
+# Every field the optimizers ask for, so no call needs a continuation: ChainOfThought's reasoning
+# and answer, COPRO's proposed instruction and prefix (the answer then scores 0, which is fine).
+COMPLETION = (
+    " produce the answer. We know Paris is the capital of France.\nAnswer: Paris"
+    "\nProposed Prefix For Output Field: Answer:"
+)
 GENERATE_BODY = json.dumps({"generated_text": COMPLETION})
 EXAMPLES = 20
 THREADS = 8
@@ -47,21 +53,53 @@ SCENARIOS = {
     "copro": "COPRO compile (breadth 4, depth 2, 20 examples)",
     "mipro": "MIPROv2 compile (6 candidates, 6 trials, 20 examples)",
 }
-SERVERS = {"nginx": "instant canned nginx", "sim": "sim server, 50 ms a request"}
-SIM_LATENCY = 0.05
+SERVERS = {
+    "nginx": "instant canned nginx",
+    "slow": "canned TGI, 50 ms a request, best_of sequences",
+}
+SLOW_LATENCY = 0.05
+
+
+def serve_slow(port: int) -> None:
+    """A canned TGI answering /generate after SLOW_LATENCY s, with ``best_of`` sequences."""
+    import asyncio
+
+    from aiohttp import web
+
+    def sequence() -> dict[str, Any]:
+        return {"finish_reason": "eos_token", "generated_tokens": 8, "seed": None}
+
+    async def generate(request: web.Request) -> web.Response:
+        body = await request.json()
+        best_of = int((body.get("parameters") or {}).get("best_of") or 1)
+        await asyncio.sleep(SLOW_LATENCY)
+        details = {**sequence(), "prefill": [], "tokens": []}
+        if best_of > 1:
+            details["best_of_sequences"] = [
+                {"generated_text": COMPLETION, **sequence(), "prefill": [], "tokens": []}
+                for _ in range(best_of - 1)
+            ]
+        return web.json_response({"generated_text": COMPLETION, "details": details})
+
+    async def info(request: web.Request) -> web.Response:
+        return web.json_response(json.loads(CANNED_INFO))
+
+    app = web.Application()
+    app.add_routes(
+        [
+            web.post("/generate", generate),
+            web.get("/info", info),
+            web.get("/health", info),
+        ]
+    )
+    web.run_app(app, host="127.0.0.1", port=port, print=None, access_log=None)
 
 
 @contextlib.contextmanager
-def sim_server() -> Iterator[int]:
-    """``tgispy serve --backend sim`` answering COMPLETION after SIM_LATENCY seconds."""
+def slow_server() -> Iterator[int]:
+    """:func:`serve_slow` in its own process."""
     port = free_port()
-    tgispy = str(Path(sys.executable).parent / "tgispy")
-    proc = subprocess.Popen(
-        [tgispy, "serve", "--backend", "sim", "--port", str(port), "--sim-text", COMPLETION,
-         "--sim-prefill-latency", str(SIM_LATENCY), "--sim-capacity", "64",
-         "--max-best-of", "4", "--log-level", "warning"],
-        cwd=ROOT,
-    )  # fmt: skip
+    proc = subprocess.Popen([sys.executable, __file__, "--serve", str(port)], cwd=ROOT)
     try:
         deadline = time.monotonic() + 30
         while True:
@@ -70,7 +108,7 @@ def sim_server() -> Iterator[int]:
                 break
             except OSError:
                 if time.monotonic() > deadline:
-                    raise RuntimeError("the sim server did not start") from None
+                    raise RuntimeError("the canned server did not start") from None
                 time.sleep(0.1)
         yield port
     finally:
@@ -104,8 +142,13 @@ def measure(tool: str, optimizer: str, port: int) -> dict[str, float]:
     ]
     program = dspy.ChainOfThought("question -> answer")
     lm("warm up")  # connections, /info, imports
-    if optimizer == "mipro":
-        import optuna  # noqa: F401 - DSPy 2.4 imports it with dspy; tgispy on first use
+    # DSPy 2.4 imports its optimizers (and optuna) with `import dspy`; tgispy on first use.
+    # Both are imported before the clock starts.
+    import optuna  # noqa: F401
+    import tqdm  # noqa: F401
+
+    optimizers = (dspy.teleprompt.COPRO, dspy.teleprompt.MIPROv2, dspy.Evaluate)
+    assert all(optimizers)
     before = _requests(tool, lm)
     start = time.perf_counter()
     if optimizer == "copro":
@@ -138,12 +181,16 @@ def _requests(tool: str, lm: Any) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--measure", nargs=3, metavar=("TOOL", "OPTIMIZER", "PORT"))
+    parser.add_argument("--serve", type=int, metavar="PORT", help=argparse.SUPPRESS)
     parser.add_argument("--rounds", type=int, default=None, help="default 3; 1 with --quick")
     parser.add_argument("--quick", action="store_true", help="one round (run_all.py --quick)")
     parser.add_argument("--servers", nargs="+", choices=list(SERVERS), default=list(SERVERS))
     parser.add_argument("--dspy24-python", help="a Python with dspy-ai==2.4.17 (default: .bench)")
     parser.add_argument("--json-out", type=Path, help="write report rows here (run_all.py)")
     args = parser.parse_args(argv)
+    if args.serve:
+        serve_slow(args.serve)
+        return 0
     if args.measure:
         tool, optimizer, port = args.measure
         import contextlib
@@ -158,7 +205,7 @@ def main(argv: list[str] | None = None) -> int:
     seconds: dict[tuple[str, str, str], list[float]] = {}
     requests: dict[tuple[str, str, str], list[float]] = {}
     for server in args.servers:
-        serve = canned_nginx(GENERATE_BODY) if server == "nginx" else sim_server()
+        serve = canned_nginx(GENERATE_BODY) if server == "nginx" else slow_server()
         with serve as port:
             for r in range(rounds):
                 for optimizer in SCENARIOS:
