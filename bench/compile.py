@@ -5,8 +5,8 @@ off, against two loopback servers answering TGI's /generate with one canned comp
 (instant: measures the libraries' own overhead) and a canned TGI (aiohttp, its own process)
 answering after 50 ms with ``best_of`` sequences, closer to a real model. The report gives the
 wall time of ``compile`` and the number of /generate requests it made (they must match: the same
-algorithm on the same answers). tgispy scores candidates concurrently on its async core; DSPy 2.4.17 runs each
-Evaluate in ``num_threads`` threads, one candidate after the other.
+algorithm on the same answers). tgispy scores candidates concurrently on its async core;
+DSPy 2.4.17 runs each Evaluate in ``num_threads`` threads, one candidate after the other.
 
 usage: python bench/compile.py [--rounds 3] [--quick] [--servers nginx slow] [--dspy24-python PATH]
        [--json-out FILE]
