@@ -23,10 +23,13 @@ from typing import Literal, get_args
 
 from tgispy.errors import ConfigError
 
-__all__ = ["RetryPolicy", "RoutingPolicy", "Strategy", "Timeout"]
+__all__ = ["LoadSource", "RetryPolicy", "RoutingPolicy", "Strategy", "Timeout"]
 
 #: replica choice strategies understood by :class:`~tgispy.tgi._routing.ReplicaSet`
-Strategy = Literal["least_outstanding", "p2c", "round_robin", "random"]
+Strategy = Literal["least_outstanding", "p2c", "prefix", "round_robin", "random"]
+
+#: engines whose own load report :class:`~tgispy.tgi.TGIClient` can poll (see :mod:`._load`)
+LoadSource = Literal["tgi", "vllm", "llamacpp", "sglang"]
 
 
 def _number(owner: str, name: str, value: object, *, optional: bool = False) -> float | None:
@@ -193,8 +196,24 @@ class RoutingPolicy:
 
     Attributes:
         strategy: ``"p2c"`` (power of two choices: of two random replicas, the one with the lower
-            ``(in_flight + 1) * latency``), ``"least_outstanding"`` (fewest requests in flight),
-            ``"round_robin"``, or ``"random"`` (DSPy 2.4's policy; for comparison only).
+            ``(in_flight + 1) * latency``), ``"prefix"`` (prefix affinity: requests that share a
+            prompt prefix -- DSPy's instructions and demos, a chat's opening, or an explicit
+            ``route_key`` -- go to one home replica, whose prefix cache then holds it; a home
+            over its load bound or out of rotation spills to the next replica on a hash ring,
+            and requests without a shared prefix use ``p2c``), ``"least_outstanding"`` (fewest
+            requests in flight), ``"round_robin"``, or ``"random"`` (DSPy 2.4's policy; for
+            comparison only).
+        prefix_load_factor: ``"prefix"`` only: a home replica takes a request while its load
+            stays within this factor of the fleet's average (consistent hashing with bounded
+            loads); past it the request goes to the key's next replica.
+        server_load: poll each replica's own load report (``"tgi"`` and ``"vllm"``:
+            ``/metrics``; ``"llamacpp"``: ``/slots``; ``"sglang"``: ``/get_load``) in the
+            background and route by it, so load from other clients counts; ``None``: off.
+        load_poll_interval: seconds between two polls of one replica's load report.
+        discovery_interval: resolve each replica URL's host name to all its addresses (a
+            Kubernetes headless Service, DNS round robin) and re-resolve it this often, in
+            seconds: new addresses join after a health probe, vanished ones drain. ``None``:
+            the URLs are used as given.
         max_in_flight_per_replica: cap on one replica's concurrent requests. ``None`` uses the
             replica's ``max_concurrent_requests`` from ``/info`` when known, else no cap.
         eject_consecutive_failures: eject after this many failures in a row (``None``: never).
@@ -236,6 +255,10 @@ class RoutingPolicy:
     probe_timeout: float = 5.0
     reconnect_probe_interval: float = 1.0
     panic_threshold: float = 0.5
+    prefix_load_factor: float = 1.25
+    server_load: LoadSource | None = None
+    load_poll_interval: float = 1.0
+    discovery_interval: float | None = None
 
     def __post_init__(self) -> None:
         owner = "RoutingPolicy"
@@ -271,3 +294,17 @@ class RoutingPolicy:
         _positive(owner, "probe_timeout", self.probe_timeout)
         _positive(owner, "reconnect_probe_interval", self.reconnect_probe_interval)
         _fraction(owner, "panic_threshold", self.panic_threshold)
+        factor = _number(owner, "prefix_load_factor", self.prefix_load_factor)
+        if factor is not None and factor < 1:
+            raise ConfigError(
+                f"{owner}.prefix_load_factor must be >= 1 (got {self.prefix_load_factor}); "
+                "1.25 lets a home replica carry 25% more than the average"
+            )
+        sources = get_args(LoadSource)
+        if self.server_load is not None and self.server_load not in sources:
+            raise ConfigError(
+                f"{owner}.server_load must be one of {', '.join(map(repr, sources))} or None "
+                f"(got {self.server_load!r})"
+            )
+        _positive(owner, "load_poll_interval", self.load_poll_interval)
+        _positive(owner, "discovery_interval", self.discovery_interval, optional=True)

@@ -45,6 +45,7 @@ from tgispy.errors import (
     UnavailableError,
     ValidationError,
 )
+from tgispy.tgi._affinity import HashRing, bounded_choice
 from tgispy.tgi._policy import RoutingPolicy
 
 __all__ = [
@@ -177,6 +178,14 @@ class ReplicaState:
             mode (too few replicas in rotation), answering ones still take traffic.
         score: moving average of health-relevant results (1.0 = all good); never reset by an
             ejection, it ranks ejected replicas when they are all that is left.
+        reported_load: requests queued and running on the replica, as its server last reported
+            (all clients together; ``None`` when unknown).
+        reported_at: when ``reported_load`` was read.
+        prefix_hits: keyed requests (``"prefix"`` strategy) sent to their home replica.
+        prefix_spills: keyed requests sent here because their home was over its load bound,
+            out of rotation or already tried.
+        draining: removed from the set (live discovery): takes no new request, and is forgotten
+            once its requests in flight are done.
     """
 
     url: str
@@ -202,6 +211,11 @@ class ReplicaState:
     latencies: deque[float] = field(default_factory=lambda: deque(maxlen=LATENCY_SAMPLES))
     answering: bool = True
     score: float = 1.0
+    reported_load: float | None = None
+    reported_at: float | None = None
+    prefix_hits: int = 0
+    prefix_spills: int = 0
+    draining: bool = False
 
     def __post_init__(self) -> None:
         self.results = deque(self.results, maxlen=self.window)
@@ -252,6 +266,10 @@ class ReplicaSet:
         self._replicas = {u: ReplicaState(u, window=self.policy.eject_window) for u in urls}
         self._order = tuple(urls)
         self._next_rr = 0
+        self._ring = HashRing(urls) if self.policy.strategy == "prefix" else None
+        # a reported load older than this is ignored (the poller stopped or the replica is silent)
+        self._load_ttl = 3 * self.policy.load_poll_interval
+        self._draining = 0  # replicas removed but with requests still in flight
 
     @property
     def urls(self) -> tuple[str, ...]:
@@ -262,12 +280,14 @@ class ReplicaSet:
         return len(self._order)
 
     # ---- choice -------------------------------------------------------------------------------
-    def choose(self, *, exclude: Collection[str] = ()) -> Choice:
+    def choose(self, *, exclude: Collection[str] = (), key: str | None = None) -> Choice:
         """Where the next attempt goes.
 
         Args:
             exclude: replicas that already failed this request; others are preferred, but an
                 excluded replica is used when no other one is in rotation.
+            key: the request's routing key (:mod:`._affinity`). With the ``"prefix"`` strategy
+                the key's home replica takes it while within its load bound; ignored otherwise.
 
         Returns:
             :class:`Pick` (send it there), :class:`Probe` (health-probe that ejected replica
@@ -280,27 +300,46 @@ class ReplicaSet:
             if probe is not None:
                 probe.probing_since = now
                 return Probe(probe.url)
-            healthy = [r for r in self._replicas.values() if not r.needs_probe]
-            if not healthy or len(healthy) < self.policy.panic_threshold * len(self._replicas):
+            healthy = [r for r in self._live() if not r.needs_probe]
+            if not healthy or len(healthy) < self.policy.panic_threshold * len(self._order):
                 return self._choose_in_panic(healthy, exclude)
             preferred = [r for r in healthy if r.url not in exclude] or healthy
             open_ = [r for r in preferred if not self._at_cap(r)]
             if not open_:
                 return Wait(self._wait_hint(preferred))
+            if key is not None and self._ring is not None:
+                return Pick(self._pick_home(key, healthy, open_, now).url)
             return Pick(self._pick(open_, now).url)
+
+    def _pick_home(
+        self,
+        key: str,
+        healthy: Sequence[ReplicaState],
+        open_: Sequence[ReplicaState],
+        now: float,
+    ) -> ReplicaState:
+        # Consistent hashing with bounded loads: the key's first replica on the ring that is
+        # open and within prefix_load_factor x the average load of the replicas in rotation;
+        # none (every candidate over its bound): the p2c choice.
+        assert self._ring is not None
+        loads = {r.url: self._load(r, now) for r in healthy}
+        usable = {r.url for r in open_}
+        url = bounded_choice(self._ring, key, loads, self.policy.prefix_load_factor, usable=usable)
+        chosen = self._replicas[url] if url is not None else self._pick(open_, now)
+        if chosen.url == next(self._ring.walk(key), None):
+            chosen.prefix_hits += 1
+        else:
+            chosen.prefix_spills += 1
+        return chosen
 
     def _choose_in_panic(self, healthy: Sequence[ReplicaState], exclude: Collection[str]) -> Choice:
         # Too few replicas in rotation (Envoy's panic threshold). Ejection must not turn partial
         # faults into an outage: ejected replicas that still answer join the healthy ones, and
         # the least bad takes the call (by health score; one that already failed this request
         # counts half). Fail fast only when none answers (refused connections, failed probes).
-        candidates = list(healthy) + [
-            r for r in self._replicas.values() if r.needs_probe and r.answering
-        ]
+        candidates = list(healthy) + [r for r in self._live() if r.needs_probe and r.answering]
         if not candidates:
-            return NoneAvailable(
-                {r.url: r.last_error or "ejected" for r in self._replicas.values()}
-            )
+            return NoneAvailable({r.url: r.last_error or "ejected" for r in self._live()})
         open_ = [r for r in candidates if not self._at_cap(r)]
         if not open_:
             return Wait(self._wait_hint(candidates))
@@ -314,7 +353,7 @@ class ReplicaSet:
     def _due_probe(self, now: float, exclude: Collection[str]) -> ReplicaState | None:
         due = [
             r
-            for r in self._replicas.values()
+            for r in self._live()
             if r.needs_probe
             and r.ejected_until is not None
             and r.ejected_until <= now
@@ -371,7 +410,7 @@ class ReplicaSet:
 
     def _cost(
         self, r: ReplicaState, peers: Sequence[ReplicaState], now: float
-    ) -> tuple[float, int, float]:
+    ) -> tuple[float, float, float]:
         # Peak-EWMA-style cost: expected wait ~ latency x (queue + 1), divided by the replica's
         # health score (the expected number of tries per answer grows as 1 / success rate), so
         # a replica failing most calls loses to one failing a few. A replica without a latency
@@ -381,7 +420,21 @@ class ReplicaSet:
             known = [x for x in (self._latency(p, now) for p in peers) if x is not None]
             latency = min(known) if known else 0.0
         tries = 1.0 / max(r.score, _SCORE_FLOOR)
-        return (latency * (r.in_flight + 1) * tries, r.in_flight, tries)
+        load = self._load(r, now)
+        return (latency * (load + 1) * tries, load, tries)
+
+    def _load(self, r: ReplicaState, now: float) -> float:
+        # Requests in flight from this client, or the server's own count (every client's
+        # queued and running requests) when it reported one recently: that count includes ours,
+        # possibly from before our latest ones were sent, hence the max.
+        if r.reported_load is None or r.reported_at is None or now - r.reported_at > self._load_ttl:
+            return r.in_flight
+        return max(r.in_flight, r.reported_load)
+
+    def _live(self) -> Collection[ReplicaState]:
+        if not self._draining:
+            return self._replicas.values()
+        return [r for r in self._replicas.values() if not r.draining]
 
     def _latency(self, r: ReplicaState, now: float) -> float | None:
         # The estimate fades while a replica gets no traffic (Finagle's PeakEWMA does the same):
@@ -407,6 +460,16 @@ class ReplicaSet:
             )
         with self._lock:
             self._get(url).capacity = max_in_flight
+
+    def on_load(self, url: str, load: float | None) -> None:
+        """Record the load ``url``'s server reports (requests queued and running, every client's
+        together; ``None``: unknown). ``p2c`` and ``"prefix"`` route by it while it is fresher
+        than three poll intervals; a replica not in the set is ignored (it was just removed)."""
+        with self._lock:
+            r = self._replicas.get(url)
+            if r is not None:
+                r.reported_load = load
+                r.reported_at = self._clock() if load is not None else None
 
     def on_start(self, url: str) -> None:
         """An attempt was sent to ``url``. Call right after :class:`Pick`, before awaiting."""
@@ -576,7 +639,8 @@ class ReplicaSet:
         with self._lock:
             now = self._clock()
             out: dict[str, dict[str, Any]] = {}
-            for url in self._order:
+            draining = [u for u, r in self._replicas.items() if r.draining]
+            for url in (*self._order, *draining):
                 r = self._replicas[url]
                 lat = sorted(r.latencies)
                 out[url] = {
@@ -599,6 +663,10 @@ class ReplicaSet:
                     "latency_p99": _percentile(lat, 0.99),
                     "last_error": r.last_error,
                     "answering": r.answering,
+                    "prefix_hits": r.prefix_hits,
+                    "prefix_spills": r.prefix_spills,
+                    "reported_load": r.reported_load,
+                    "draining": r.draining,
                 }
             return out
 
