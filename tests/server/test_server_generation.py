@@ -18,7 +18,7 @@ from tgispy.server._generation import (
     generate_steps,
 )
 from tgispy.server._problems import Problem
-from tgispy.server._types import EngineEnd, EngineRequest, Fault, Sampling, TokenOut
+from tgispy.server._types import EngineEnd, EngineRequest, Sampling, TokenOut
 
 EOS = TokenOut(2, "<|im_end|>", -0.1, special=True)
 
@@ -66,9 +66,6 @@ class ScriptedBackend:
 
     async def apply_chat_template(self, messages: list[dict[str, str]]) -> str:
         return ""
-
-    def pick_fault(self) -> Fault | None:
-        return None
 
 
 def plan(max_new: int = 10, stop: tuple[str, ...] = (), **sampling: object) -> Plan:

@@ -27,7 +27,7 @@ import aiohttp
 
 from tgispy.server import _problems as problems
 from tgispy.server._config import ServerConfig
-from tgispy.server._types import EngineEnd, EngineRequest, Fault, TokenOut
+from tgispy.server._types import EngineEnd, EngineRequest, TokenOut
 
 __all__ = ["LlamaBackend"]
 
@@ -108,10 +108,6 @@ class LlamaBackend:
     def ready(self) -> bool:
         """Whether the model is loaded."""
         return self._ready
-
-    def pick_fault(self) -> Fault | None:
-        """The real engine injects no faults."""
-        return None
 
     # --- lifecycle ---------------------------------------------------------------------
 

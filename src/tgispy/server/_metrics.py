@@ -78,6 +78,10 @@ class Metrics:
         """Count a generation request."""
         self.requests += 1
 
+    def request_rejected(self) -> None:
+        """Uncount a request rejected before validation (TGI counts only those it handles)."""
+        self.requests -= 1
+
     def request_succeeded(
         self, *, duration_s: float, input_tokens: int, generated_tokens: int
     ) -> None:

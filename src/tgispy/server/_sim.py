@@ -8,15 +8,17 @@ sleeps, so the HTTP front can be load-tested at thousands of requests per second
 from __future__ import annotations
 
 import asyncio
-import random
 import re
 import zlib
 from collections.abc import AsyncGenerator
 from functools import lru_cache
 from typing import Final
 
+from aiohttp import web
+
 from tgispy.server._config import SimConfig
-from tgispy.server._types import EngineEnd, EngineRequest, Fault, TokenOut
+from tgispy.server._faults import dropping
+from tgispy.server._types import EngineEnd, EngineRequest, TokenOut
 
 __all__ = ["SimBackend", "sim_tokens"]
 
@@ -66,8 +68,17 @@ def _with_top(token: TokenOut, n: int) -> TokenOut:
     return TokenOut(token.id, token.text, token.logprob, False, top)
 
 
+def _drop(request: web.Request | None) -> None:
+    """Abort ``request``'s connection (a simulated drop); nothing when it is ``None``."""
+    if request is None:
+        return
+    if request.transport is not None:
+        request.transport.abort()
+    raise ConnectionResetError("simulated dropped connection")
+
+
 class SimBackend:
-    """A fake engine with latency, capacity, scripted texts and fault injection.
+    """A fake engine with latency, capacity and scripted texts (faults: :mod:`._faults`).
 
     Example:
         >>> backend = SimBackend(SimConfig(texts=("Hi there.",)))
@@ -84,28 +95,7 @@ class SimBackend:
         self._healthy = True
         self._slots = asyncio.Semaphore(config.capacity)
         self._turn = 0
-        self._rng = random.Random(config.seed)
         self._pieces: dict[int, str] = {}
-        self._fault_table = self._build_fault_table()
-
-    def _build_fault_table(self) -> list[tuple[float, Fault]]:
-        cfg = self.config
-        table: list[tuple[float, Fault]] = []
-        edge = 0.0
-        for status, rate in sorted(cfg.error_rates.items()):
-            if rate > 0:
-                edge += rate
-                table.append((edge, Fault("status", status=status)))
-        for kind, rate in (
-            ("malformed", cfg.malformed_rate),
-            ("truncated", cfg.truncated_rate),
-            ("drop", cfg.drop_rate),
-            ("hang", cfg.hang_rate),
-        ):
-            if rate > 0:
-                edge += rate
-                table.append((edge, Fault(kind, hang_s=cfg.hang_s)))  # type: ignore[arg-type]
-        return table
 
     @property
     def ready(self) -> bool:
@@ -123,16 +113,6 @@ class SimBackend:
     async def aclose(self) -> None:
         """Nothing to free."""
         self._ready = False
-
-    def pick_fault(self) -> Fault | None:
-        """Draw the next request's fault from the seeded RNG (one draw per request)."""
-        if not self._fault_table:
-            return None
-        draw = self._rng.random()
-        for edge, fault in self._fault_table:
-            if draw < edge:
-                return fault
-        return None
 
     def _prompt_text(self, prompt: str | tuple[int, ...]) -> str:
         if isinstance(prompt, str):
@@ -160,6 +140,9 @@ class SimBackend:
             else _count_pieces(request.prompt)
         )
         limit = request.max_new_tokens
+        # A stream that drew a "drop" fault loses its connection half-way (see _faults).
+        dropped = dropping()
+        drop_at = max(1, limit // 2) if dropped is not None else limit + 2
         async with self._slots:
             if cfg.prefill_latency_s:
                 await asyncio.sleep(cfg.prefill_latency_s)
@@ -168,12 +151,16 @@ class SimBackend:
             for i, scripted in enumerate(script[:limit]):
                 if delay:
                     await asyncio.sleep(delay)
+                if i + 1 >= drop_at:
+                    _drop(dropped)
                 yield _with_top(scripted, top_n) if top_n else scripted
                 if i + 1 >= limit:
+                    _drop(dropped)
                     yield EngineEnd("length", prompt_tokens)
                     return
             if delay:
                 await asyncio.sleep(delay)
+            _drop(dropped)
             yield _EOS
             yield EngineEnd("eos_token", prompt_tokens)
 

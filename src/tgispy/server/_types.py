@@ -11,7 +11,6 @@ __all__ = [
     "EngineEnd",
     "EngineGrammar",
     "EngineRequest",
-    "Fault",
     "Sampling",
     "TokenOut",
 ]
@@ -76,20 +75,6 @@ class EngineEnd:
     prompt_tokens: int
 
 
-@dataclass(frozen=True, slots=True)
-class Fault:
-    """A fault the simulator injects into one request.
-
-    ``kind``: ``"status"`` (answer ``status``), ``"malformed"`` (invalid JSON), ``"truncated"``
-    (body cut short), ``"drop"`` (close the connection; mid-stream on streaming routes), or
-    ``"hang"`` (wait ``hang_s`` seconds, then answer normally).
-    """
-
-    kind: Literal["status", "malformed", "truncated", "drop", "hang"]
-    status: int = 0
-    hang_s: float = 0.0
-
-
 class Backend(Protocol):
     """What the HTTP front needs from an engine. Implemented by the llama and sim backends."""
 
@@ -129,8 +114,4 @@ class Backend(Protocol):
 
     async def apply_chat_template(self, messages: list[dict[str, str]]) -> str:
         """Render chat messages into a prompt ending with the assistant's turn."""
-        ...
-
-    def pick_fault(self) -> Fault | None:
-        """The fault to inject into the next generation request (``None``: behave)."""
         ...
