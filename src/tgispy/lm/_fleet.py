@@ -430,12 +430,15 @@ class FleetLM(LM):
         if wrong_model is not None:
             raise ConfigError(wrong_model)
         sizes = _split(request.n, self.dialect.server_n(request, limits))
-        parts = await asyncio.gather(
-            *(
-                self._post(dataclasses.replace(request, n=size), index, use_cache)
-                for index, size in enumerate(sizes)
+        if sizes == [request.n]:
+            parts = [await self._post(request, 0, use_cache)]  # the common case: no task
+        else:
+            parts = await asyncio.gather(
+                *(
+                    self._post(dataclasses.replace(request, n=size), index, use_cache)
+                    for index, size in enumerate(sizes)
+                )
             )
-        )
         completions = [c for part in parts for c in part.completions]
         missing = request.n - len(completions)
         if missing > 0:
