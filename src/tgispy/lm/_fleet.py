@@ -242,6 +242,8 @@ class FleetLM(LM):
         super().__init__(model, history_size=history_size)
         self.kwargs = {**(defaults or {}), **(kwargs or {})}
         self.model_type = model_type
+        #: ``"chat"`` or ``"text"``, read by the typed-output layer as ``HFClientTGI.mode`` is
+        self.mode = model_type
         self.system_prompt = system_prompt
         self._prefix = prefix
         self._detected = engine != "auto"
@@ -263,11 +265,6 @@ class FleetLM(LM):
         self._mismatch: str | None = None
         #: probe answers kept for discovery (/v1/models answers both questions)
         self._probed: dict[tuple[str, str], HTTPResponse] = {}
-
-    @property
-    def mode(self) -> str:
-        """``"chat"`` or ``"text"`` (the typed-output layer reads it, as for ``HFClientTGI``)."""
-        return self.model_type
 
     # ---- discovery ----------------------------------------------------------------------------
     async def detect(self) -> str:
