@@ -477,3 +477,18 @@ async def test_scripted_texts_cycle_and_responder(sim_client_factory: Any) -> No
     upper: Client = await sim_client_factory(SimConfig(responder=str.upper))
     resp = await upper.post("/generate", json={"inputs": "shout", "parameters": {}})
     assert (await resp.json())["generated_text"] == "SHOUT"
+
+
+async def test_an_empty_completions_batch_has_no_choices(
+    sim_client: Client, sse: Callable[[str], list[Any]]
+) -> None:
+    resp = await sim_client.post("/v1/completions", json={"prompt": [], "max_tokens": 2})
+    assert resp.status == 200
+    body = await resp.json()
+    assert body["choices"] == []
+    assert body["usage"] == {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}
+    resp = await sim_client.post(
+        "/v1/completions", json={"prompt": [], "max_tokens": 2, "stream": True}
+    )
+    assert resp.status == 200
+    assert sse(await resp.text()) == ["[DONE]"]

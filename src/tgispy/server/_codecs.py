@@ -78,14 +78,14 @@ class Codec(Protocol):
         self,
         front: Front,
         gens: list[Generation],
-        validated: Validated,
+        validated: Validated | None,
         started: float,
         validated_at: float,
     ) -> web.Response:
         """The whole answer (``gens[0]`` is the best sequence); records the metrics."""
         ...
 
-    def event(self, index: int, step: Step, validated: Validated) -> bytes:
+    def event(self, index: int, step: Step, validated: Validated | None) -> bytes:
         """The stream event(s) for one step of prompt ``index``."""
         ...
 
@@ -141,10 +141,11 @@ class TGIGenerate(_TGI):
         self,
         front: Front,
         gens: list[Generation],
-        validated: Validated,
+        validated: Validated | None,
         started: float,
         validated_at: float,
     ) -> web.Response:
+        assert validated is not None  # one prompt
         body = proto.dumps(
             proto.generate_response(
                 gens, details=validated.details, top_n=validated.top_n_tokens, prefix=self.prefix
@@ -156,7 +157,9 @@ class TGIGenerate(_TGI):
         headers = front.timing_headers(gens[0], started, validated_at, len(self.req.inputs))
         return web.Response(body=body, content_type=_JSON, headers=headers)
 
-    def event(self, index: int, step: Step, validated: Validated) -> bytes:  # pragma: no cover
+    def event(
+        self, index: int, step: Step, validated: Validated | None
+    ) -> bytes:  # pragma: no cover
         raise NotImplementedError
 
 
@@ -179,13 +182,14 @@ class TGIStream(_TGI):
         self,
         front: Front,
         gens: list[Generation],
-        validated: Validated,
+        validated: Validated | None,
         started: float,
         validated_at: float,
     ) -> web.Response:  # pragma: no cover - always streams
         raise NotImplementedError
 
-    def event(self, index: int, step: Step, validated: Validated) -> bytes:
+    def event(self, index: int, step: Step, validated: Validated | None) -> bytes:
+        assert validated is not None  # one prompt
         return proto.stream_event(
             step, details=validated.details, top_n=validated.top_n_tokens, prefix=self.prefix
         )
@@ -265,7 +269,7 @@ class OpenAIChat(_OpenAI):
         self,
         front: Front,
         gens: list[Generation],
-        validated: Validated,
+        validated: Validated | None,
         started: float,
         validated_at: float,
     ) -> web.Response:
@@ -279,7 +283,7 @@ class OpenAIChat(_OpenAI):
         )
         return web.Response(body=proto.dumps(body), content_type=_JSON)
 
-    def event(self, index: int, step: Step, validated: Validated) -> bytes:
+    def event(self, index: int, step: Step, validated: Validated | None) -> bytes:
         chunk = proto.chat_chunk(
             step,
             model=self.model,
@@ -337,7 +341,7 @@ class OpenAICompletions(_OpenAI):
         self,
         front: Front,
         gens: list[Generation],
-        validated: Validated,
+        validated: Validated | None,
         started: float,
         validated_at: float,
     ) -> web.Response:
@@ -347,7 +351,7 @@ class OpenAICompletions(_OpenAI):
         )
         return web.Response(body=proto.dumps(body), content_type=_JSON)
 
-    def event(self, index: int, step: Step, validated: Validated) -> bytes:
+    def event(self, index: int, step: Step, validated: Validated | None) -> bytes:
         return proto.completion_chunk(
             index, step, model=self.model, fingerprint=self.fingerprint, created=self.created
         )

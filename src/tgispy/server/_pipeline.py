@@ -59,15 +59,15 @@ async def run(front: Front, request: web.Request, parse: Parser) -> web.StreamRe
     return codec.answer(front, gens, validated, started, validated_at)
 
 
-async def _plan(front: Front, codec: Codec) -> tuple[Validated, list[Plan]]:
-    """TGI's validation then the plan of each prompt; the first prompt's validated values."""
+async def _plan(front: Front, codec: Codec) -> tuple[Validated | None, list[Plan]]:
+    """TGI's validation then the plan of each prompt; the first prompt's validated values
+    (``None`` for an empty ``/v1/completions`` batch, answered with no choices)."""
     plans: list[Plan] = []
     first: Validated | None = None
     for prompt in codec.prompts:
         validated = validate(prompt, codec.params, front.limits)
         first = first or validated
         plans.append(await front.plan(prompt, validated))
-    assert first is not None
     return first, plans
 
 
