@@ -8,6 +8,7 @@ import sqlite3
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -162,3 +163,44 @@ def test_writes_land_when_the_worker_has_gone_idle_and_restarts(
             time.sleep(0.2)  # the worker ends (closing its connection) and the next use restarts it
         assert [disk.get(key_for(f"r{r}")) for r in range(3)] == [{"r": r} for r in range(3)]
         assert len(disk) == 3
+
+
+def _child_writes(directory: str, key: str, out: Any) -> None:
+    disk = DiskCache(directory)
+    cache = LMCache(memory=MemoryCache(), disk=disk, write_behind=True)
+    cache.set(key, {"from": "child"})
+    cache.flush()
+    out.put(disk.get(key))
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+@pytest.mark.filterwarnings("ignore:.*fork.*:DeprecationWarning")
+def test_a_forked_child_gets_its_own_worker(tmp_path: Path) -> None:
+    import multiprocessing
+
+    directory = tmp_path / "c"
+    disk = DiskCache(directory)
+    cache = LMCache(memory=MemoryCache(), disk=disk, write_behind=True)
+    cache.set(key_for("parent"), {"from": "parent"})
+    cache.flush()  # the parent's worker thread is running when the child is forked
+    ctx = multiprocessing.get_context("fork")
+    out = ctx.Queue()
+
+    def child() -> None:
+        # the inherited DiskCache works in the child: a new worker, a new connection
+        disk.set(key_for("child via parent's object"), {"from": "child"})
+        out.put(disk.get(key_for("parent")))
+        _child_writes(str(directory), key_for("child"), out)
+
+    proc = ctx.Process(target=child)
+    proc.start()
+    try:
+        assert out.get(timeout=30) == {"from": "parent"}
+        assert out.get(timeout=30) == {"from": "child"}
+    finally:
+        proc.join(timeout=30)
+    assert proc.exitcode == 0
+    with DiskCache(directory) as reopened:
+        assert reopened.get(key_for("child via parent's object")) == {"from": "child"}
+        assert reopened.get(key_for("child")) == {"from": "child"}
+    disk.close()
