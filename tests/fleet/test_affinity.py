@@ -13,6 +13,7 @@ from tgispy.errors import ConfigError, ConnectError
 from tgispy.tgi._affinity import (
     SEPARATOR,
     HashRing,
+    KeyHomes,
     body_key,
     bounded_choice,
     current_route_key,
@@ -163,6 +164,28 @@ def test_bounded_choice_spills_past_a_loaded_home() -> None:
     assert bounded_choice(ring, key, busy_home, 1.0, usable={home}) is None
 
 
+def test_key_homes_balance_stick_expire_and_rehome() -> None:
+    ring = HashRing(URLS)
+    homes = KeyHomes(ttl=10.0)
+    placed = {f"k{i}": homes.home(f"k{i}", ring, ring.urls, now=0.0) for i in range(10)}
+    assert sorted(homes.counts().values()) == [2, 2, 3, 3]  # plain hashing: often 4+ on one
+    assert all(homes.home(k, ring, ring.urls, now=5.0) == u for k, u in placed.items())
+    # a key whose home left is homed again among the others; the rest stay put
+    gone = placed["k0"]
+    left = ring.urls - {gone}
+    assert homes.home("k0", ring, left, now=6.0) in left
+    assert all(homes.home(k, ring, left, 6.0) == u for k, u in placed.items() if u != gone)
+    # keys unused for longer than the ttl are forgotten and stop counting
+    assert len(homes) == 10
+    homes.home("fresh", ring, ring.urls, now=30.0)
+    assert len(homes) == 1 and sum(homes.counts().values()) == 1
+    assert homes.home("k1", ring, set(), now=30.0) is None
+    small = KeyHomes(capacity=3)
+    for i in range(5):
+        small.home(f"k{i}", ring, ring.urls, now=0.0)
+    assert len(small) <= 4
+
+
 # ---- ReplicaSet with strategy="prefix" --------------------------------------------------------
 def test_same_key_goes_home_and_different_keys_spread() -> None:
     rs = make()
@@ -175,6 +198,7 @@ def test_same_key_goes_home_and_different_keys_spread() -> None:
         rs.on_success(url, latency=0.1)
     assert len(set(homes.values())) == len(URLS)
     stats = rs.stats()
+    assert [s["prefix_keys"] for s in stats.values()] == [10, 10, 10, 10]
     assert sum(s["prefix_hits"] for s in stats.values()) == 200
     assert sum(s["prefix_spills"] for s in stats.values()) == 0
 

@@ -140,6 +140,7 @@ class HFClientTGI(LM):
         use_cache = merged.pop("cache", True) and self._cache is not None
         if self.mode == "chat":
             return await self._acomplete_chat(prompt, merged, use_cache)
+        route = _pop_route_key(merged)  # issue 18: routing key, never sent nor cached
         known = self._client.cached_info()
         body = build_generate_request(prompt, merged, info=known)
         key = _key(self.model, "/generate", body) if use_cache else None
@@ -151,7 +152,7 @@ class HFClientTGI(LM):
         if info is not None and known is None:
             body = build_generate_request(prompt, merged, info=info)  # re-validate with limits
         result, meta = await self._client.post(
-            "/generate", body, _parse_generate, started_at=started
+            "/generate", body, _parse_generate, started_at=started, route_key=route
         )
         response, usage = result
         generation = Generation(
@@ -210,6 +211,8 @@ class HFClientTGI(LM):
     ) -> Generation:
         started = self._client.clock()
         info = await self._client.server_info(started_at=started)
+        merged = dict(merged)
+        route = _pop_route_key(merged)  # issue 18: routing key, never sent nor cached
         # model=None sends "tgi": TGI takes any other model name for a LoRA adapter id.
         body = build_chat_request(messages, merged, model=None, info=info)
         # n chat samples are n requests with one body: the index keeps their cache entries apart.
@@ -219,7 +222,7 @@ class HFClientTGI(LM):
             if hit is not None:
                 return hit
         chat, meta = await self._client.post(
-            "/v1/chat/completions", body, _parse_chat, started_at=started
+            "/v1/chat/completions", body, _parse_chat, started_at=started, route_key=route
         )
         generation = Generation(
             prompt="",
@@ -284,6 +287,7 @@ class HFClientTGI(LM):
         merged = {**self.kwargs, **kwargs}
         merged.pop("n", None)
         merged.pop("cache", None)
+        route = _pop_route_key(merged)  # issue 18: routing key, never sent
         began = self._client.clock()
         info = await self._client.server_info(started_at=began)
         body = build_chat_request(list(messages), merged, model=None, info=info, stream=True)
@@ -298,6 +302,7 @@ class HFClientTGI(LM):
             _parse_chunk_with_replica,
             last=lambda t: t[1] is None,
             started_at=began,
+            route_key=route,
         ):
             replica = served_by
             if chunk is None:  # [DONE]
@@ -339,6 +344,7 @@ class HFClientTGI(LM):
         """
         merged = {**self.kwargs, **kwargs}
         merged.pop("cache", None)
+        route = _pop_route_key(merged)  # issue 18: routing key, never sent
         began = self._client.clock()
         info = await self._client.server_info(started_at=began)
         body = build_generate_request(prompt, merged, info=info, stream=True)
@@ -350,6 +356,7 @@ class HFClientTGI(LM):
             _parse_stream_with_replica,
             last=lambda t: t[1].is_final,
             started_at=began,
+            route_key=route,
         ):
             if event.is_final:
                 details = event.details
@@ -391,7 +398,9 @@ class HFClientTGI(LM):
 
     # ---- fleet ------------------------------------------------------------------------------
     def stats(self) -> dict[str, dict[str, Any]]:
-        """Per replica: requests, errors by kind, ejections, in-flight, latency p50/p99."""
+        """Per replica: requests, errors by kind, ejections, in-flight, latency p50/p99, and
+        with ``RoutingPolicy(strategy="prefix")`` the requests served at their prefix's home
+        replica (``prefix_hits``) or spilled to another (``prefix_spills``)."""
         return self._client.stats()
 
     def __deepcopy__(self, memo: dict[int, Any]) -> HFClientTGI:
@@ -404,6 +413,17 @@ class HFClientTGI(LM):
 
 
 # ---- pure helpers ------------------------------------------------------------------------------
+# -- issue 18 (routing key): begin --
+def _pop_route_key(merged: dict[str, Any]) -> str | None:
+    """Take ``route_key`` (a session or user id pinning the call to one replica under
+    ``RoutingPolicy(strategy="prefix")``) out of the call's kwargs: it is never sent nor cached."""
+    route = merged.pop("route_key", None)
+    if route is not None and not isinstance(route, str):
+        raise ConfigError(f"route_key must be a string such as 'user-42', got {route!r}")
+    return route
+
+
+# -- issue 18 (routing key): end --
 def _parse_generate(
     resp: HTTPResponse, replica: str
 ) -> tuple[GenerateResponse, dict[str, int] | None]:

@@ -47,6 +47,7 @@ from typing import Any
 __all__ = [
     "SEPARATOR",
     "HashRing",
+    "KeyHomes",
     "body_key",
     "bounded_choice",
     "current_route_key",
@@ -266,3 +267,73 @@ def bounded_choice(
         if url in allowed and url in loads and loads[url] + 1 <= bound:
             return url
     return None
+
+
+class KeyHomes:
+    """Each routing key's home replica: sticky, and balanced by the number of keys.
+
+    This is Mirrokni et al.'s scheme with the keys as the balls: a key met for the first time is
+    homed at the first replica on its ring walk that holds fewer than its share of the live keys
+    (``ceil(keys / replicas)``, the new one included), and keeps that home while it is used. So
+    ``M`` prefixes over ``K`` replicas land ``M / K`` per replica, never the lopsided split plain
+    hashing gives for a few keys (which would overflow one replica's prefix cache). A key unused
+    for ``ttl`` seconds is forgotten (its program has finished) and stops counting; a key whose
+    home left the set is homed again. A home that is merely ejected keeps its keys: they spill
+    elsewhere meanwhile and come back with it.
+
+    Example:
+        >>> homes, ring = KeyHomes(), HashRing(["http://a", "http://b"])
+        >>> placed = [homes.home(f"k{i}", ring, ring.urls, now=0.0) for i in range(6)]
+        >>> sorted(homes.counts().values())
+        [3, 3]
+        >>> homes.home("k0", ring, ring.urls, now=1.0) == placed[0]
+        True
+    """
+
+    __slots__ = ("_counts", "_table", "capacity", "ttl")
+
+    def __init__(self, ttl: float = 600.0, capacity: int = 65536) -> None:
+        self.ttl = ttl
+        self.capacity = capacity
+        self._table: dict[str, tuple[str, float]] = {}  # key -> (home, last use), oldest first
+        self._counts: dict[str, int] = {}
+
+    def __len__(self) -> int:
+        return len(self._table)
+
+    def counts(self) -> dict[str, int]:
+        """Keys homed at each replica (replicas with none are left out)."""
+        return {u: n for u, n in self._counts.items() if n}
+
+    def _drop(self, key: str) -> None:
+        url, _ = self._table.pop(key)
+        self._counts[url] -= 1
+
+    def _expire(self, now: float) -> None:
+        table = self._table
+        while table:
+            key = next(iter(table))
+            if now - table[key][1] <= self.ttl and len(table) <= self.capacity:
+                return
+            self._drop(key)
+
+    def home(self, key: str, ring: HashRing, live: Collection[str], now: float) -> str | None:
+        """``key``'s home among ``live`` replicas, homing it now if it has none (``None`` only
+        when no replica is live)."""
+        self._expire(now)
+        entry = self._table.pop(key, None)
+        if entry is not None:
+            if entry[0] in live:
+                self._table[key] = (entry[0], now)  # re-inserted: the newest entry
+                return entry[0]
+            self._counts[entry[0]] -= 1
+        if not live:
+            return None
+        counts = self._counts
+        share = math.ceil((sum(counts.get(u, 0) for u in live) + 1) / len(live))
+        for url in ring.walk(key):
+            if url in live and counts.get(url, 0) < share:
+                counts[url] = counts.get(url, 0) + 1
+                self._table[key] = (url, now)
+                return url
+        return None  # pragma: no cover - some live replica is always under its share

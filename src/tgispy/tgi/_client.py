@@ -34,6 +34,7 @@ from tgispy.errors import (
     TGITimeoutError,
     TransportError,
 )
+from tgispy.tgi._affinity import body_key, current_route_key
 from tgispy.tgi._errors import error_from_response
 from tgispy.tgi._info import ServerInfo
 from tgispy.tgi._policy import RetryPolicy, RoutingPolicy, Timeout
@@ -124,6 +125,8 @@ class TGIClient:
         self._info: dict[str, ServerInfo | None] = {}
         self._info_failed_at: dict[str, float] = {}
         self._info_locks: dict[int, asyncio.Lock] = {}
+        # ---- fleet extras (issue 18): each is off unless its policy asks for it ----
+        self._affinity = self.routing.strategy == "prefix"
 
     @property
     def transport(self) -> AsyncTransport:
@@ -239,6 +242,15 @@ class TGIClient:
             replicas=len(self.urls),
         )
 
+    def _route_key(self, body: Mapping[str, Any], route_key: str | None) -> str | None:
+        """The request's routing key (``"prefix"`` strategy only): the caller's, the enclosing
+        :func:`~tgispy.tgi._affinity.route_key` block's, else the body's shared prefix."""
+        if not self._affinity:
+            return None
+        if route_key is None:
+            route_key = current_route_key()
+        return route_key if route_key is not None else body_key(body)
+
     async def post(
         self,
         path: str,
@@ -246,15 +258,19 @@ class TGIClient:
         parse: Callable[[HTTPResponse, str], T],
         *,
         started_at: float | None = None,
+        route_key: str | None = None,
     ) -> tuple[T, Meta]:
         """POST ``body`` to ``path`` on a healthy replica, retrying per policy; parse the reply.
 
         ``parse(response, replica)`` runs inside the attempt, so a malformed body counts as a
         failure of that replica and is retried elsewhere. ``started_at`` (this client's
-        :attr:`clock`) is when the call began, for its deadline.
+        :attr:`clock`) is when the call began, for its deadline. ``route_key`` pins the request
+        to the key's home replica under the ``"prefix"`` strategy (a session or user id);
+        without one the key is the body's shared prompt prefix.
         """
         payload = json.dumps(body, ensure_ascii=False).encode()
-        async for attempt in _Attempts(self, self._plan(started_at)):
+        key = self._route_key(body, route_key) if self._affinity else None
+        async for attempt in _Attempts(self, self._plan(started_at), key):
             async with attempt:
                 request = HTTPRequest(
                     "POST", attempt.url + path, self._headers, payload, attempt.timeouts
@@ -277,6 +293,7 @@ class TGIClient:
         *,
         last: Callable[[T], bool],
         started_at: float | None = None,
+        route_key: str | None = None,
     ) -> AsyncIterator[T]:
         """POST a streaming request; yield ``parse(data_payload, replica)`` for each SSE event.
 
@@ -284,10 +301,11 @@ class TGIClient:
         good one is a failure of that replica and is retried (on another replica when one
         exists); after the first good event a failure is raised to the caller. The stream ends
         with the event for which ``last(event)`` is true; a stream that ends before it raises
-        :class:`MalformedResponseError`.
+        :class:`MalformedResponseError`. ``route_key``: as for :meth:`post`.
         """
         payload = json.dumps(body, ensure_ascii=False).encode()
-        async for attempt in _Attempts(self, self._plan(started_at)):
+        key = self._route_key(body, route_key) if self._affinity else None
+        async for attempt in _Attempts(self, self._plan(started_at), key):
             async with attempt:
                 request = HTTPRequest(
                     "POST", attempt.url + path, self._headers, payload, attempt.timeouts
@@ -358,7 +376,7 @@ class TGIClient:
 
     # ---- routing ------------------------------------------------------------------------------
     async def _next_replica(
-        self, plan: RetryPlan, step: DoAttempt | DoSleep | GiveUp
+        self, plan: RetryPlan, step: DoAttempt | DoSleep | GiveUp, key: str | None = None
     ) -> tuple[str, DoAttempt]:
         """Follow the plan (sleeping, or raising when it gives up) to an attempt and its replica."""
         while True:
@@ -369,13 +387,13 @@ class TGIClient:
                 step = plan.next_attempt()
                 continue
             try:
-                return await self._pick(step, plan), step
+                return await self._pick(step, plan, key), step
             except TGIError as no_replica:
                 step = plan.after_failure(no_replica, replica=None)
 
-    async def _pick(self, step: DoAttempt, plan: RetryPlan) -> str:
+    async def _pick(self, step: DoAttempt, plan: RetryPlan, key: str | None = None) -> str:
         while True:
-            choice = self._replicas.choose(exclude=step.exclude)
+            choice = self._replicas.choose(exclude=step.exclude, key=key)
             if isinstance(choice, Pick):
                 return choice.url
             if isinstance(choice, Probe):
@@ -420,7 +438,9 @@ class TGIClient:
         return AttemptTimeouts(self.timeout.connect, self.timeout.first_byte, total)
 
     def stats(self) -> dict[str, dict[str, Any]]:
-        """Per replica: requests, errors by kind, ejections, in-flight, latency p50/p99."""
+        """Per replica: requests, errors by kind, ejections, in-flight, latency p50/p99, and
+        (``"prefix"`` strategy) keyed requests served at their home (``prefix_hits``) or
+        spilled there (``prefix_spills``)."""
         return self._replicas.stats()
 
 
@@ -432,11 +452,12 @@ class _Attempts:
     give up, raising the plan's error. A successful attempt returns from the block.
     """
 
-    __slots__ = ("_client", "_current", "_plan", "_step")
+    __slots__ = ("_client", "_current", "_key", "_plan", "_step")
 
-    def __init__(self, client: TGIClient, plan: RetryPlan) -> None:
+    def __init__(self, client: TGIClient, plan: RetryPlan, key: str | None = None) -> None:
         self._client = client
         self._plan = plan
+        self._key = key
         self._step: DoAttempt | DoSleep | GiveUp = plan.first()
         self._current: _Attempt | None = None
 
@@ -452,7 +473,7 @@ class _Attempts:
                 current.error, replica=current.url, first_token_received=current.received
             )
         client = self._client
-        url, step = await client._next_replica(self._plan, self._step)
+        url, step = await client._next_replica(self._plan, self._step, self._key)
         self._current = _Attempt(client, url, step.attempt, client._timeouts(self._plan))
         return self._current
 

@@ -45,7 +45,7 @@ from tgispy.errors import (
     UnavailableError,
     ValidationError,
 )
-from tgispy.tgi._affinity import HashRing, bounded_choice
+from tgispy.tgi._affinity import HashRing, KeyHomes, bounded_choice, load_bound
 from tgispy.tgi._policy import RoutingPolicy
 
 __all__ = [
@@ -267,6 +267,8 @@ class ReplicaSet:
         self._order = tuple(urls)
         self._next_rr = 0
         self._ring = HashRing(urls) if self.policy.strategy == "prefix" else None
+        self._homes = KeyHomes()
+        self._order_set = frozenset(urls)
         # a reported load older than this is ignored (the poller stopped or the replica is silent)
         self._load_ttl = 3 * self.policy.load_poll_interval
         self._draining = 0  # replicas removed but with requests still in flight
@@ -318,15 +320,23 @@ class ReplicaSet:
         open_: Sequence[ReplicaState],
         now: float,
     ) -> ReplicaState:
-        # Consistent hashing with bounded loads: the key's first replica on the ring that is
-        # open and within prefix_load_factor x the average load of the replicas in rotation;
-        # none (every candidate over its bound): the p2c choice.
+        # The key's home (sticky, balanced by keys: KeyHomes) takes it while open and within
+        # prefix_load_factor x the average load of the replicas in rotation. Otherwise the next
+        # replica on the key's ring walk within that bound (consistent hashing with bounded
+        # loads), and when every one is over it, the p2c choice.
         assert self._ring is not None
+        home = self._homes.home(key, self._ring, self._order_set, now)
         loads = {r.url: self._load(r, now) for r in healthy}
+        bound = load_bound(loads, self.policy.prefix_load_factor)
         usable = {r.url for r in open_}
-        url = bounded_choice(self._ring, key, loads, self.policy.prefix_load_factor, usable=usable)
+        if home in usable and loads[home] + 1 <= bound:
+            url: str | None = home
+        else:
+            url = bounded_choice(
+                self._ring, key, loads, self.policy.prefix_load_factor, usable=usable
+            )
         chosen = self._replicas[url] if url is not None else self._pick(open_, now)
-        if chosen.url == next(self._ring.walk(key), None):
+        if chosen.url == home:
             chosen.prefix_hits += 1
         else:
             chosen.prefix_spills += 1
@@ -640,6 +650,7 @@ class ReplicaSet:
             now = self._clock()
             out: dict[str, dict[str, Any]] = {}
             draining = [u for u, r in self._replicas.items() if r.draining]
+            keys = self._homes.counts()
             for url in (*self._order, *draining):
                 r = self._replicas[url]
                 lat = sorted(r.latencies)
@@ -663,6 +674,7 @@ class ReplicaSet:
                     "latency_p99": _percentile(lat, 0.99),
                     "last_error": r.last_error,
                     "answering": r.answering,
+                    "prefix_keys": keys.get(url, 0),
                     "prefix_hits": r.prefix_hits,
                     "prefix_spills": r.prefix_spills,
                     "reported_load": r.reported_load,
