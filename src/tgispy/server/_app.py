@@ -129,7 +129,9 @@ def _generation(front: Front, parse: Parser, faults: FaultPlan | None) -> Handle
         return await pipeline.run(front, request, parse)
 
     if faults:
-        return with_faults(faults, front.metrics.request_failed, handle)
+        return with_faults(
+            faults, front.metrics.request_failed, handle, body_timeout_s=front.config.body_timeout_s
+        )
     return handle
 
 

@@ -130,19 +130,24 @@ def _fault_problem(status: int) -> Problem:
     return Problem(status, f"simulated HTTP {status}", kind)
 
 
-async def _streams(request: web.Request, always: bool | None) -> bool:
+async def _streams(request: web.Request, always: bool | None, timeout_s: float) -> bool:
     """Whether the request asks for a stream (peeking at a JSON body's ``stream``)."""
     if always is not None:
         return always
     try:
-        body = json.loads(await request.read())
-    except (ValueError, web.HTTPException):
+        async with asyncio.timeout(timeout_s):
+            body = json.loads(await request.read())
+    except (ValueError, TimeoutError, web.HTTPException):
         return False
     return isinstance(body, dict) and body.get("stream") is True
 
 
 def with_faults(
-    plan: FaultPlan, record_failure: Callable[[str], None], handler: Handler
+    plan: FaultPlan,
+    record_failure: Callable[[str], None],
+    handler: Handler,
+    *,
+    body_timeout_s: float = 30.0,
 ) -> Handler:
     """``handler`` (a generation route's) with ``plan``'s faults injected in front of it.
 
@@ -159,7 +164,7 @@ def with_faults(
         if fault.kind == "hang":
             await asyncio.sleep(fault.hang_s)
             return await handler(request)
-        stream = await _streams(request, always)
+        stream = await _streams(request, always, body_timeout_s)
         openai = request.path.startswith("/v1/")
         if fault.kind == "drop":
             if not stream:
