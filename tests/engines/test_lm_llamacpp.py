@@ -128,3 +128,23 @@ def test_cache_hits_skip_the_server(llama_server: LlamaServer) -> None:
     assert lm(PROMPT, max_tokens=2) == first
     assert lm.stats()[llama_server.url]["requests"] == before
     assert lm.history[-1]["cached"] is True
+
+
+def test_llamacpp_class_serves_a_gguf_in_process() -> None:
+    from tgispy.errors import TransportError
+    from tgispy.lm._llamacpp import LlamaCpp  # tgispy.LlamaCpp once the public list has it
+
+    from .conftest import _model_path
+
+    lm = LlamaCpp("smollm2", model_path=_model_path(), threads=1, parallel=2, n_ctx=512,
+                       cache=False)  # fmt: skip
+    try:
+        assert lm.urls[0].startswith("http://127.0.0.1:") and lm.dialect.name == "llamacpp"
+        assert len(lm(PROMPT, max_tokens=2, n=2, temperature=0.7)) == 2
+        assert asyncio.run(lm.limits()).max_n == 2  # type: ignore[union-attr]
+        with dspy.context(lm=lm):
+            assert isinstance(dspy.Predict(Arith)(question="What is 1 plus 1?").answer, int)
+    finally:
+        lm.close()
+    with pytest.raises(TransportError):
+        lm(PROMPT, max_tokens=2)
