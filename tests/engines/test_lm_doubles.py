@@ -287,3 +287,18 @@ def test_evaluate_with_threads_over_auto_detected_replicas() -> None:
     assert float(score) == 100.0
     assert lm.dialect.name == "vllm"
     assert len(posts(transport)) == 10
+
+
+def test_chat_stream_over_sglang_and_ollama() -> None:
+    messages = [{"role": "user", "content": "Capital of France?"}]
+    transport = MockTransport(doubles.sglang(lambda source, body: "Paris is the capital."))
+    lm = dspy.HFClientSGLang(model="default", port=30000, cache=False, transport=transport)
+    pieces = list(lm.chat_stream(messages, stop=None))
+    assert len(pieces) > 1 and "".join(pieces) == "Paris is the capital."
+    assert posts(transport)[0].path == "/v1/chat/completions"
+    entry = lm.history[-1]
+    assert entry["messages"] == messages and entry["finish_reasons"] == ["stop"]
+    assert entry["usage"]["total_tokens"] == 11
+    ollama, ollama_transport = ollama_lm(model_type="chat")
+    assert list(ollama.chat_stream(messages)) == [" 4"]  # NDJSON pending: one piece
+    assert posts(ollama_transport)[0].json["stream"] is False

@@ -493,7 +493,7 @@ class FleetLM(LM):
         }
         self.history.append(
             {
-                "prompt": "\n\n".join(f"{m.get('role')}: {m.get('content')}" for m in messages),
+                "prompt": _render(messages),
                 "messages": list(messages),
                 "response": response,
                 "kwargs": merged,
@@ -520,12 +520,37 @@ class FleetLM(LM):
         """
         await self.detect()
         merged = {**self.kwargs, **kwargs}
-        merged.pop("cache", None)
-        merged["n"] = 1
         if self.model_type == "chat":
             request = self._request(merged, messages=self._messages(prompt), stream=True)
         else:
             request = self._request(merged, prompt=self._format_prompt(prompt), stream=True)
+        async for piece in self._astream(request, merged, kwargs, prompt=prompt):
+            yield piece
+
+    async def achat_stream(
+        self, messages: Sequence[Mapping[str, Any]], **kwargs: Any
+    ) -> AsyncGenerator[str, None]:
+        """Stream the chat route's answer to ``messages`` piece by piece (as :meth:`astream`)."""
+        await self.detect()
+        merged = {**self.kwargs, **kwargs}
+        request = self._request(merged, messages=list(messages), stream=True)
+        async for piece in self._astream(request, merged, kwargs, messages=list(messages)):
+            yield piece
+
+    def chat_stream(self, messages: Sequence[Mapping[str, Any]], **kwargs: Any) -> Iterator[str]:
+        """Sync face of :meth:`achat_stream`."""
+        return iterate_sync(self.achat_stream(messages, **kwargs))
+
+    async def _astream(
+        self,
+        request: Request,
+        merged: Mapping[str, Any],
+        raw_kwargs: Mapping[str, Any],
+        *,
+        prompt: str | None = None,
+        messages: list[Mapping[str, Any]] | None = None,
+    ) -> AsyncGenerator[str, None]:
+        request = dataclasses.replace(request, n=1)
         started = time.perf_counter()
         pieces: list[str] = []
         finish: str | None = None
@@ -561,20 +586,23 @@ class FleetLM(LM):
             except TGIError as err:
                 raise self._translate(err) from err
         text = "".join(pieces)
-        self.history.append(
-            {
-                "prompt": prompt,
-                "response": {"prompt": prompt, "choices": [{"text": text}]},
-                "kwargs": merged,
-                "raw_kwargs": kwargs,
-                "usage": dict(usage) if usage else None,
-                "latency": time.perf_counter() - started,
-                "replica": replica,
-                "cached": False,
-                "finish_reasons": [finish],
-                "timestamp": time.time(),
-            }
-        )
+        entry: dict[str, Any] = {
+            "prompt": prompt if prompt is not None else _render(messages or []),
+            "response": {"prompt": prompt, "choices": [{"text": text, "finish_reason": finish}]},
+            "kwargs": {k: v for k, v in merged.items() if k != "cache"},
+            "raw_kwargs": dict(raw_kwargs),
+            "usage": dict(usage) if usage else None,
+            "latency": time.perf_counter() - started,
+            "replica": replica,
+            "cached": False,
+            "finish_reasons": [finish],
+            "timestamp": time.time(),
+        }
+        if messages is not None:
+            entry["messages"] = messages
+            entry["response"] = {"messages": messages, **entry["response"]}
+            del entry["response"]["prompt"]
+        self.history.append(entry)
 
     def stream(self, prompt: str, **kwargs: Any) -> Iterator[str]:
         """Sync face of :meth:`astream`."""
@@ -594,6 +622,10 @@ class FleetLM(LM):
             f"{type(self).__name__}(model={self.model!r}, engine={self.dialect.name!r}, "
             f"replicas={list(self.urls)!r}, model_type={self.model_type!r})"
         )
+
+
+def _render(messages: Sequence[Mapping[str, Any]]) -> str:
+    return "\n\n".join(f"{m.get('role')}: {m.get('content')}" for m in messages)
 
 
 def _timeout(value: float | Timeout | None) -> Timeout | None:
