@@ -11,6 +11,7 @@ import tgispy as dspy
 from tgispy.engines._detect import PROBES, classify
 from tgispy.errors import ConfigError
 from tgispy.testing import MockTransport, Recorded, Reply
+from tgispy.tgi import RetryPolicy, RoutingPolicy
 
 from . import doubles
 from .conftest import LlamaServer
@@ -95,3 +96,23 @@ def test_auto_detects_the_real_llamacpp_server(llama_server: LlamaServer) -> Non
     lm = dspy.OpenAI(model="smollm2", api_base=llama_server.url + "/v1", cache=False, max_tokens=2)
     assert lm("Hello")
     assert lm.dialect.name == "llamacpp"
+
+
+def test_auto_probes_again_when_no_replica_answered() -> None:
+    up = False
+    vllm = doubles.vllm(lambda s, b: " 4")
+
+    def handler(req: Recorded) -> Reply:
+        return vllm(req) if up else Reply.refuse_connection()
+
+    transport = MockTransport(handler, all_routes=True)
+    never_eject = RoutingPolicy(eject_consecutive_failures=None, eject_failure_rate=None)
+    lm = dspy.OpenAI(
+        model="m", api_base="http://x.test/v1", cache=False, transport=transport,
+        routing=never_eject, retry=RetryPolicy(max_attempts=1),
+    )  # fmt: skip
+    with pytest.raises(dspy.TGIError):
+        lm("Q:")
+    up = True
+    assert lm("Q:") == [" 4"]
+    assert lm.dialect.name == "vllm"  # not stuck on the generic dialect guessed while down

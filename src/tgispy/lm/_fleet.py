@@ -274,7 +274,12 @@ class FleetLM(LM):
             ConfigError: the replicas run different engines.
         """
         if not self._detected:
-            found = await asyncio.gather(*(self._probe_engine(u) for u in self.urls))
+            probes = await asyncio.gather(*(self._probe_engine(u) for u in self.urls))
+            if not any(reached for reached, _ in probes):
+                # Nothing answered: speak the generic dialect for now (the call will report the
+                # connection errors) and probe again next time rather than guess for good.
+                return self.dialect.name
+            found = [engine for _, engine in probes]
             engines = {f for f in found if f is not None}
             if len(engines) > 1:
                 each = ", ".join(
@@ -290,18 +295,19 @@ class FleetLM(LM):
             logger.info("engine='auto': %s speak %s", list(self.urls), engine)
         return self.dialect.name
 
-    async def _probe_engine(self, url: str) -> str | None:
+    async def _probe_engine(self, url: str) -> tuple[bool, str | None]:
+        """Whether ``url`` answered at all, and the engine its answers identify."""
         for path in PROBES:
             try:
                 resp = await self._client.get(url, path)
             except Exception as exc:  # an unreachable replica tells nothing; the call will fail
                 logger.info("engine probe GET %s%s failed: %s", url, path, exc)
-                return None
+                return path != PROBES[0], None
             self._probed[url, path] = resp
             found = classify(path, resp.status, resp.headers, resp.body)
             if found is not None:
-                return found
-        return None
+                return True, found
+        return True, None
 
     async def limits(self) -> Limits | None:
         """What the replicas said about themselves (context length, ``n`` per request), merged.
