@@ -492,3 +492,22 @@ async def test_an_empty_completions_batch_has_no_choices(
     )
     assert resp.status == 200
     assert sse(await resp.text()) == ["[DONE]"]
+
+
+async def test_requests_rejected_before_validation_are_not_counted_as_requests(
+    sim_client: Client,
+) -> None:
+    """As TGI: axum rejects a body that is not JSON before the handler (and its counter) runs."""
+    resp = await sim_client.post(
+        "/generate", data=b"{nope", headers={"Content-Type": "application/json"}
+    )
+    assert resp.status == 400
+    resp = await sim_client.post("/v1/chat/completions", json={"messages": 5})
+    assert resp.status == 422
+    resp = await sim_client.post("/generate", json={"inputs": "x", "parameters": {"top_p": 2}})
+    assert resp.status == 422
+    text = await (await sim_client.get("/metrics")).text()
+    assert "tgi_request_count 1" in text
+    assert 'tgi_request_failure{err="bad_json"} 1' in text
+    assert 'tgi_request_failure{err="deserialize"} 1' in text
+    assert 'tgi_request_failure{err="validation"} 1' in text
