@@ -83,6 +83,10 @@ class DiskWorker:
         self._writes: dict[str, str] = {}
         self._writing: dict[str, str] = {}
         self._write_due: float | None = None
+        # Writes queued so far, and the count written: flush waits for the writes queued before
+        # it, not for a queue that other threads may keep filling.
+        self._queued = 0
+        self._written = 0
         self._flushes = 0
         self._tasks: list[BackgroundTask] = []
         self._running = False
@@ -105,6 +109,7 @@ class DiskWorker:
         with self._cond:
             writes = self._writes
             writes[key] = text
+            self._queued += 1
             if self._write_due is None:
                 self._write_due = time.monotonic() + LINGER_S
                 self._wake()
@@ -119,22 +124,19 @@ class DiskWorker:
             text = self._writes.get(key)
             return self._writing.get(key) if text is None else text
 
-    def has_pending(self) -> bool:
-        with self._cond:
-            return bool(self._writes or self._writing)
-
     def flush(self) -> None:
         """Wait until every queued write has been written."""
         if threading.get_ident() == self._ident:
             self._write_now()
             return
         with self._cond:
-            if not (self._writes or self._writing):
+            target = self._queued
+            if self._written >= target:
                 return
             self._flushes += 1
             try:
                 self._wake()
-                while self._writes or self._writing:
+                while self._written < target:
                     self._cond.wait()
             finally:
                 self._flushes -= 1
@@ -210,6 +212,7 @@ class DiskWorker:
             batch = self._writes
             self._writing, self._writes = batch, {}
             self._write_due = None
+            queued = self._queued
         items = list(batch.items())
         try:
             for start in range(0, len(items), BATCH):
@@ -217,6 +220,7 @@ class DiskWorker:
         finally:
             with self._cond:
                 self._writing = {}
+                self._written = max(self._written, queued)
                 self._cond.notify_all()
 
     def _step(self, task: BackgroundTask) -> None:
