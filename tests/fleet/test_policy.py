@@ -16,7 +16,7 @@ def test_documented_defaults() -> None:
     assert Timeout() == Timeout(connect=5.0, first_byte=120.0, total=600.0)
     r = RetryPolicy()
     assert (r.max_attempts, r.backoff_initial, r.backoff_max, r.backoff_multiplier) == (
-        3,
+        4,
         0.05,
         2.0,
         2.0,

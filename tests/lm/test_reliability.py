@@ -211,8 +211,8 @@ def misbehaving_server(mode: str) -> Iterator[str]:
     [
         ("silent", {}, RetryPolicy(deadline=1.5), 1.5),
         ("silent", {"timeout": 1.0}, None, 1.0),
-        # (connect, read) bounds each of the 3 attempts by connect + read, plus short backoffs
-        ("trickle", {"timeout": (0.5, 1.5)}, None, 3 * 2.0 + 0.5),
+        # (connect, read) bounds each attempt by connect + read: 4 attempts, short backoffs
+        ("trickle", {"timeout": (0.5, 1.5)}, None, 4 * 2.0 + 0.5),
         ("trickle", {}, RetryPolicy(deadline=1.5), 1.5),
     ],
     ids=["silent-deadline", "silent-timeout", "trickle-pair", "trickle-deadline"],

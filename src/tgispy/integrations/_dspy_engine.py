@@ -103,7 +103,7 @@ class AsyncTGIEngine:
         auth: a bearer token (``HF_TOKEN`` is used for https replicas when neither is given).
         verify: TLS verification (``True``, ``False`` or a CA bundle path).
         timeout: per-attempt timeouts (seconds or a :class:`~tgispy.tgi.Timeout`).
-        retry: tgispy's retry policy (default: 3 attempts, fast fail-over); use
+        retry: tgispy's retry policy (default: 4 attempts, fast fail-over); use
             ``RetryPolicy.none()`` to leave retrying to DSPy alone.
         routing: replica routing and ejection policy.
         adapter_id: a LoRA adapter served by TGI (>= 2.1) to use for every request.
