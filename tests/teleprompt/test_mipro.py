@@ -121,3 +121,33 @@ def test_without_optuna_the_error_names_the_extra(monkeypatch: pytest.MonkeyPatc
         MIPROv2(metric=exact).compile(
             dspy.Predict("question -> answer"), trainset=trainset, requires_permission_to_run=False
         )
+
+
+def test_cancelling_keeps_the_best_program_so_far() -> None:
+    task = _SlowDict({"": "yes"}, delay=0.01)
+    dspy.configure(lm=task)
+    trainset = [
+        dspy.Example(question=f"q{i}", answer="yes").with_inputs("question") for i in range(6)
+    ]
+    optimizer = MIPROv2(metric=exact, prompt_model=DummyLM(PROMPT_ANSWERS), num_candidates=3)
+
+    async def cancel_during_trials() -> None:
+        task_ = asyncio.create_task(
+            optimizer.acompile(
+                dspy.Predict("question -> answer"),
+                trainset=trainset,
+                num_trials=500,
+                minibatch=False,
+                requires_permission_to_run=False,
+            )
+        )
+        while optimizer.best.program is None:
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.1)
+        task_.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task_
+
+    asyncio.run(cancel_during_trials())
+    assert optimizer.best.score == 100.0
+    assert optimizer.best.program.predictors()  # a program the caller can use
