@@ -22,11 +22,14 @@ import json
 import logging
 import random
 import time
+import weakref
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, TypeVar
 
+from tgispy._sync import on_loop_shutdown
+from tgispy._json import dumps_bytes
 from tgispy.errors import (
     ConnectError,
     MalformedResponseError,
@@ -35,8 +38,10 @@ from tgispy.errors import (
     TransportError,
 )
 from tgispy.tgi._affinity import body_key, current_route_key
+from tgispy.tgi._discovery import Discovery, Resolver, resolve_host
 from tgispy.tgi._errors import error_from_response
 from tgispy.tgi._info import ServerInfo
+from tgispy.tgi._load import LOAD_SOURCES, LoadParseError
 from tgispy.tgi._policy import RetryPolicy, RoutingPolicy, Timeout
 from tgispy.tgi._response import ChatChunk, StreamEvent, parse_chat_chunk, parse_stream_event
 from tgispy.tgi._retry import DEADLINE, DoAttempt, DoSleep, GiveUp, RetryBudget, RetryPlan
@@ -92,6 +97,13 @@ class TGIClient:
             the header values.
         clock: monotonic seconds, for deadlines, routing and the retry budget (tests inject one).
         sleep: the async sleep used for backoff and waits (tests inject one).
+        resolver: async ``(host, port) -> addresses`` for ``RoutingPolicy(discovery_interval=)``
+            (default: the event loop's ``getaddrinfo``).
+
+    With ``RoutingPolicy(server_load=...)`` or ``discovery_interval``, the first request starts
+    one background task (on its event loop) that polls each replica's load report and
+    re-resolves the replica names at their intervals; :meth:`stop_background` ends it, and it
+    ends with its loop.
     """
 
     def __init__(
@@ -108,6 +120,7 @@ class TGIClient:
         secrets: Sequence[str] = (),
         clock: Callable[[], float] = time.monotonic,
         sleep: Sleep = asyncio.sleep,
+        resolver: Resolver | None = None,
     ) -> None:
         self.urls = tuple(urls)
         self.timeout = timeout or Timeout()
@@ -127,6 +140,15 @@ class TGIClient:
         self._info_locks: dict[int, asyncio.Lock] = {}
         # ---- fleet extras (issue 18): each is off unless its policy asks for it ----
         self._affinity = self.routing.strategy == "prefix"
+        source = self.routing.server_load
+        self._load_source = LOAD_SOURCES[source] if source is not None else None
+        self._discovery: Discovery | None = None
+        if self.routing.discovery_interval is not None:
+            discovery = Discovery(self.urls, resolver or resolve_host)
+            self._discovery = discovery if discovery.active else None
+        self._background = self._load_source is not None or self._discovery is not None
+        self._background_task: asyncio.Task[None] | None = None
+        self._load_ignored: set[str] = set()
 
     @property
     def transport(self) -> AsyncTransport:
@@ -268,8 +290,10 @@ class TGIClient:
         to the key's home replica under the ``"prefix"`` strategy (a session or user id);
         without one the key is the body's shared prompt prefix.
         """
-        payload = json.dumps(body, ensure_ascii=False).encode()
+        payload = dumps_bytes(body)
         key = self._route_key(body, route_key) if self._affinity else None
+        if self._background:
+            await self._start_background()
         async for attempt in _Attempts(self, self._plan(started_at), key):
             async with attempt:
                 request = HTTPRequest(
@@ -303,8 +327,10 @@ class TGIClient:
         with the event for which ``last(event)`` is true; a stream that ends before it raises
         :class:`MalformedResponseError`. ``route_key``: as for :meth:`post`.
         """
-        payload = json.dumps(body, ensure_ascii=False).encode()
+        payload = dumps_bytes(body)
         key = self._route_key(body, route_key) if self._affinity else None
+        if self._background:
+            await self._start_background()
         async for attempt in _Attempts(self, self._plan(started_at), key):
             async with attempt:
                 request = HTTPRequest(
@@ -437,6 +463,96 @@ class TGIClient:
             total = remaining if total is None else min(total, remaining)
         return AttemptTimeouts(self.timeout.connect, self.timeout.first_byte, total)
 
+    # ---- background: server-reported load, live discovery (issue 18) --------------------------
+    async def _start_background(self) -> None:
+        """Start the background task on this loop unless one runs (on this loop or another that
+        is still alive). The first start resolves the replica names before the request routes."""
+        task = self._background_task
+        if task is not None and not task.done() and not task.get_loop().is_closed():
+            return
+        first = task is None
+        self._background_task = asyncio.get_running_loop().create_task(
+            self._run_background(), name="tgispy-fleet-background"
+        )
+        _WITH_BACKGROUND.add(self)
+        if first and self._discovery is not None:
+            await self.discover_once()
+
+    async def _run_background(self) -> None:
+        # Real time, not the injected clock: these are timers, not part of any call's deadline.
+        load_every = self.routing.load_poll_interval if self._load_source is not None else None
+        discover_every = self.routing.discovery_interval if self._discovery is not None else None
+        now = time.monotonic()
+        next_load = now
+        next_discovery = now + (discover_every or 0.0)  # the first request just resolved
+        while True:
+            if load_every is not None and time.monotonic() >= next_load:
+                await self.poll_load_once()
+                next_load = time.monotonic() + load_every
+            if discover_every is not None and time.monotonic() >= next_discovery:
+                await self.discover_once()
+                next_discovery = time.monotonic() + discover_every
+            due = [
+                t
+                for t, every in ((next_load, load_every), (next_discovery, discover_every))
+                if every is not None
+            ]
+            await asyncio.sleep(max(min(due) - time.monotonic(), 0.01))
+
+    async def stop_background(self) -> None:
+        """Stop the background task (load polling, discovery); the next request restarts it."""
+        task = self._background_task
+        self._background_task = None
+        if task is None or task.done() or task.get_loop() is not asyncio.get_running_loop():
+            return
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    async def poll_load_once(self) -> None:
+        """Read every replica's load report once (``RoutingPolicy(server_load=...)``).
+
+        A report that fails, is slow (past the poll interval, at most 2 s) or does not parse is
+        ignored, logged once per replica until it reads again; routing then uses this client's
+        own in-flight counts for that replica, as when no load is known.
+        """
+        source = self._load_source
+        if source is None:
+            return
+        limit = min(self.routing.load_poll_interval, 2.0)
+
+        async def one(url: str) -> None:
+            try:
+                async with asyncio.timeout(limit):
+                    resp = await self.get(url, source.path, total=limit)
+                if resp.status != 200:
+                    raise LoadParseError(f"GET {source.path} answered {resp.status}")
+                load = source.parse(resp.body)
+            except Exception as exc:
+                self._replicas.on_load(url, None)
+                if url not in self._load_ignored:
+                    self._load_ignored.add(url)
+                    logger.warning(
+                        "ignoring the load report of %s (%s); routing on in-flight counts",
+                        url,
+                        self._as_error(exc, url) if not isinstance(exc, LoadParseError) else exc,
+                    )
+                return
+            if url in self._load_ignored:
+                self._load_ignored.discard(url)
+                logger.info("the load report of %s reads again", url)
+            self._replicas.on_load(url, load)
+
+        await asyncio.gather(*(one(u) for u in self._replicas.urls))
+
+    async def discover_once(self) -> None:
+        """Resolve the replica names again and update the replica set (``discovery_interval``)."""
+        if self._discovery is None:
+            return
+        urls = await self._discovery.refresh(timeout=min(self.timeout.connect or 5.0, 5.0))
+        self._replicas.update(urls)
+        self.urls = self._replicas.urls
+
     def stats(self) -> dict[str, dict[str, Any]]:
         """Per replica: requests, errors by kind, ejections, in-flight, latency p50/p99, and
         (``"prefix"`` strategy) keyed requests served at their home (``prefix_hits``) or
@@ -546,6 +662,21 @@ class _Attempt:
             raise err  # _as_error chained the cause
         self.error = err
         return True
+
+
+#: clients whose background task may be running, stopped when the sync face's loop shuts down
+_WITH_BACKGROUND: weakref.WeakSet[TGIClient] = weakref.WeakSet()
+
+
+async def _stop_backgrounds() -> None:
+    loop = asyncio.get_running_loop()
+    for client in list(_WITH_BACKGROUND):
+        task = client._background_task
+        if task is not None and task.get_loop() is loop:
+            await client.stop_background()
+
+
+on_loop_shutdown(_stop_backgrounds)
 
 
 def _parse_stream_event(data: str, replica: str) -> StreamEvent:

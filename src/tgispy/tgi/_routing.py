@@ -454,6 +454,60 @@ class ReplicaSet:
         idle = max(now - r.latency_at, 0.0)
         return r.ewma_latency * math.exp(-idle / self.policy.latency_decay)
 
+    # ---- membership (live discovery) ------------------------------------------------------------
+    def update(self, urls: Sequence[str]) -> tuple[list[str], list[str]]:
+        """Make ``urls`` the replica set; returns ``(added, removed)``.
+
+        An added replica takes traffic only after a passing health probe (it starts ejected,
+        with its probe due now). A removed one drains: it takes no new request and is forgotten
+        once its requests in flight are done. An empty ``urls`` is ignored (the set keeps its
+        replicas: routing never stops because a name stopped resolving).
+
+        Example:
+            >>> rs = ReplicaSet(["http://a"], clock=lambda: 0.0)
+            >>> rs.update(["http://a", "http://b"])
+            (['http://b'], [])
+            >>> rs.choose(key=None)
+            Probe(url='http://b')
+        """
+        new = list(dict.fromkeys(urls))
+        if not new:
+            return [], []
+        with self._lock:
+            now = self._clock()
+            current = set(self._order)
+            added = [u for u in new if u not in current]
+            removed = [u for u in self._order if u not in set(new)]
+            for url in added:
+                r = self._replicas.get(url)
+                if r is not None and r.draining:  # came back before it drained: keep its state
+                    r.draining = False
+                    self._draining -= 1
+                    continue
+                r = self._replicas[url] = ReplicaState(url, window=self.policy.eject_window)
+                r.needs_probe, r.ejected_until, r.answering = True, now, False
+                r.last_error = "new replica, not yet health-checked"
+            for url in removed:
+                r = self._replicas[url]
+                if r.in_flight:
+                    r.draining = True
+                    self._draining += 1
+                else:
+                    del self._replicas[url]
+            self._order = tuple(new)
+            self._order_set = frozenset(new)
+            if self._ring is not None:
+                self._ring = HashRing(new)
+            self._next_rr = 0
+        if added or removed:
+            logger.info("replicas added: %s; draining: %s", added or "none", removed or "none")
+        return added, removed
+
+    def _forget_if_drained(self, r: ReplicaState) -> None:
+        if r.draining and r.in_flight == 0:
+            del self._replicas[r.url]
+            self._draining -= 1
+
     # ---- feedback -----------------------------------------------------------------------------
     def set_capacity(self, url: str, max_in_flight: int | None) -> None:
         """Record ``max_concurrent_requests`` from the replica's ``/info`` (``None``: unknown).
@@ -469,7 +523,8 @@ class ReplicaSet:
                 f"max_in_flight for {url} must be an int >= 1 or None (got {max_in_flight!r})"
             )
         with self._lock:
-            self._get(url).capacity = max_in_flight
+            if url in self._replicas:  # else removed by discovery meanwhile
+                self._replicas[url].capacity = max_in_flight
 
     def on_load(self, url: str, load: float | None) -> None:
         """Record the load ``url``'s server reports (requests queued and running, every client's
@@ -493,6 +548,7 @@ class ReplicaSet:
         with self._lock:
             r = self._get(url)
             r.in_flight = max(r.in_flight - 1, 0)
+            self._forget_if_drained(r)
             r.successes += 1
             r.answering = True
             r.score = _SCORE_KEEP * r.score + (1 - _SCORE_KEEP)
@@ -527,6 +583,7 @@ class ReplicaSet:
         with self._lock:
             r = self._get(url)
             r.in_flight = max(r.in_flight - 1, 0)
+            self._forget_if_drained(r)
             if not isinstance(error, Exception):
                 r.cancelled += 1
             else:
@@ -556,7 +613,9 @@ class ReplicaSet:
         longer interval.
         """
         with self._lock:
-            r = self._get(url)
+            if url not in self._replicas:
+                return  # removed by discovery while it was being probed
+            r = self._replicas[url]
             now = self._clock()
             r.probing_since = None
             if ok:
