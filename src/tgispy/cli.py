@@ -40,12 +40,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = commands.add_parser(
         "demo",
-        help="Start the embedded server, run the seed page's example against it, stop it.",
-        description="Start the embedded server, run the seed page's example against it, and "
-        "stop it.",
+        help="Start the embedded server and show, step by step, what tgispy does with it.",
+        description="Start the embedded server; run the seed page's example (DSPy 2.4's "
+        "template), the same program through the JSON adapter, typed outputs, a stream, "
+        "history and replica stats, each timed; stop the server. --backend sim: instant, "
+        "scripted texts.",
     )
     demo.add_argument("--backend", default="llama", help="llama (real SmolLM2 model) or sim")
     demo.add_argument("--question", default=SEED_QUESTION, help="the question to ask")
+    demo.add_argument(  # issue 20
+        "--url", help="tell the story against this running TGI server instead (no server started)"
+    )
 
     run = commands.add_parser(
         "run",
@@ -120,35 +125,14 @@ def _merge_parser() -> argparse.ArgumentParser:
     return merge
 
 
-def _demo(backend: str, question: str) -> int:
-    import tgispy as dspy
-    from tgispy.server import start_server
+# -- issue 20 (the demo's story lives in tgispy._demo): begin --
+def _demo(backend: str, question: str, url: str | None = None) -> int:
+    from tgispy._demo import run_demo
 
-    print(f"starting the embedded TGI server (backend={backend}) ...")
-    with start_server(["--backend", backend]) as server:
-        print(f"server ready at {server.url}")
-        tgi = dspy.HFClientTGI(
-            model="HuggingFaceTB/SmolLM2-135M-Instruct",
-            port=server.port,
-            url="http://127.0.0.1",
-            cache=False,
-        )
-        dspy.configure(lm=tgi)
+    return run_demo(backend, question, url)
 
-        # The seed page's ChainOfThought example.
-        qa = dspy.ChainOfThought("question -> answer")
-        response = qa(question=question)
-        print("\n== ChainOfThought('question -> answer') ==")
-        print(f"answer: {response.answer}")
 
-        print("\n== tgi._generate(prompt=...) ==")
-        print(repr(tgi._generate(prompt=question)))
-
-        print("\n== inspect_history(n=1) ==")
-        dspy.inspect_history(n=1)
-        print(f"replica stats: {tgi.stats()}")
-    print("server stopped.")
-    return 0
+# -- issue 20: end --
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -215,7 +199,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exc:  # --help exits 0, usage errors 2
         return exc.code if isinstance(exc.code, int) else 2
     if parsed.command == "demo":
-        return _demo(parsed.backend, parsed.question)
+        return _demo(parsed.backend, parsed.question, parsed.url)
     if parsed.command == "run":
         return _run(parsed)
     build_parser().print_help()
