@@ -16,6 +16,7 @@ import asyncio
 import atexit
 import contextlib
 import contextvars
+import os
 import threading
 from collections.abc import AsyncGenerator, Callable, Coroutine, Iterator
 from typing import Any, TypeVar
@@ -34,11 +35,26 @@ def on_loop_shutdown(hook: Callable[[], Coroutine[Any, Any, None]]) -> None:
     _shutdown_hooks.append(hook)
 
 
+def new_loop() -> asyncio.AbstractEventLoop:
+    """A new event loop for the sync face: uvloop's when ``tgispy[speed]`` installed it.
+
+    ``TGISPY_LOOP=asyncio`` keeps the standard loop even then.
+    """
+    if os.environ.get("TGISPY_LOOP", "").lower() != "asyncio":
+        try:
+            import uvloop
+        except ImportError:
+            pass
+        else:
+            return uvloop.new_event_loop()
+    return asyncio.new_event_loop()
+
+
 class _ThreadLoop:
     """A thread's private loop; closed (hooks first) when the thread ends or at exit."""
 
     def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
+        self.loop = new_loop()
 
     def close(self) -> None:
         loop = self.loop
@@ -82,14 +98,14 @@ def background_loop() -> asyncio.AbstractEventLoop:
         return loop
     with _lock:
         if _loop is None or _loop.is_closed():
-            new_loop = asyncio.new_event_loop()
+            fresh = new_loop()
             ready = threading.Event()
             thread = threading.Thread(
-                target=_run_loop, args=(new_loop, ready), name="tgispy-loop", daemon=True
+                target=_run_loop, args=(fresh, ready), name="tgispy-loop", daemon=True
             )
             thread.start()
             ready.wait()
-            _loop, _thread = new_loop, thread
+            _loop, _thread = fresh, thread
         return _loop
 
 
