@@ -15,6 +15,13 @@ from tgispy.evaluate import Evaluate
 from tgispy.predict._knn import KNN
 from tgispy.primitives import Example
 from tgispy.signatures import signature_to_template
+from tgispy.teleprompt._avatar import (
+    ActionOutput,
+    AvatarOptimizer,
+    Comparator,
+    EvalResult,
+    FeedbackBasedInstruction,
+)
 from tgispy.teleprompt._bootstrap import BootstrapFewShot
 from tgispy.teleprompt._copro import COPRO, SignatureOptimizer
 from tgispy.teleprompt._ensemble import Ensemble, EnsembledProgram
@@ -31,16 +38,21 @@ __all__ = [
     "COPRO",
     "KNN",
     "MIPRO",
+    "ActionOutput",
+    "AvatarOptimizer",
     "BayesianSignatureOptimizer",
     "BootstrapFewShot",
     "BootstrapFewShotWithOptuna",
     "BootstrapFewShotWithRandomSearch",
     "BootstrapFinetune",
     "BootstrapRS",
+    "Comparator",
     "Ensemble",
     "EnsembledProgram",
+    "EvalResult",
     "Evaluate",
     "Example",
+    "FeedbackBasedInstruction",
     "FinetuneOutOfScopeError",
     "KNNFewShot",
     "LabeledFewShot",
