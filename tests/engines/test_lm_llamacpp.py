@@ -131,7 +131,6 @@ def test_cache_hits_skip_the_server(llama_server: LlamaServer) -> None:
 
 
 def test_llamacpp_class_serves_a_gguf_in_process() -> None:
-    from tgispy.errors import TransportError
     from tgispy.lm._llamacpp import LlamaCpp  # tgispy.LlamaCpp once the public list has it
 
     from .conftest import _model_path
@@ -146,5 +145,5 @@ def test_llamacpp_class_serves_a_gguf_in_process() -> None:
             assert isinstance(dspy.Predict(Arith)(question="What is 1 plus 1?").answer, int)
     finally:
         lm.close()
-    with pytest.raises(TransportError):
+    with pytest.raises(dspy.TGIError, match="cannot connect"):  # the server is gone
         lm(PROMPT, max_tokens=2)
