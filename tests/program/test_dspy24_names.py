@@ -23,7 +23,7 @@ _NAMES: dict[str, list[dict[str, Any]]] = json.loads(_COPY.read_text())["namespa
 FLOOR = {
     "dspy": 108,
     "dspy.predict": 9,
-    "dspy.teleprompt": 19,
+    "dspy.teleprompt": 24,
     "dspy.retrieve": 2,
     "dspy.primitives": 25,
     "dspy.functional": 5,
