@@ -28,8 +28,8 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, TypeVar
 
-from tgispy._sync import on_loop_shutdown
 from tgispy._json import dumps_bytes
+from tgispy._sync import on_loop_shutdown
 from tgispy.errors import (
     ConnectError,
     MalformedResponseError,
@@ -37,6 +37,7 @@ from tgispy.errors import (
     TGITimeoutError,
     TransportError,
 )
+from tgispy.tgi import _tracing
 from tgispy.tgi._affinity import body_key, current_route_key
 from tgispy.tgi._discovery import Discovery, Resolver, resolve_host
 from tgispy.tgi._errors import error_from_response
@@ -294,19 +295,29 @@ class TGIClient:
         key = self._route_key(body, route_key) if self._affinity else None
         if self._background:
             await self._start_background()
-        async for attempt in _Attempts(self, self._plan(started_at), key):
-            async with attempt:
-                request = HTTPRequest(
-                    "POST", attempt.url + path, self._headers, payload, attempt.timeouts
-                )
-                resp = self._scrub(await self._transport.send(request))
-                if resp.status >= 300:
-                    raise error_from_response(
-                        resp.status, resp.body, replica=attempt.url, headers=resp.headers
+        span = _tracing.start_request(path, len(self.urls), key) if _tracing.ENABLED else None
+        try:
+            async for attempt in _Attempts(self, self._plan(started_at), key, span):
+                async with attempt:
+                    request = HTTPRequest(
+                        "POST", attempt.url + path, attempt.headers, payload, attempt.timeouts
                     )
-                result = parse(resp, attempt.url)
-                latency = attempt.succeed()
-                return result, Meta(attempt.url, resp.headers, latency, attempt.number)
+                    resp = self._scrub(await self._transport.send(request))
+                    if resp.status >= 300:
+                        raise error_from_response(
+                            resp.status, resp.body, replica=attempt.url, headers=resp.headers
+                        )
+                    result = parse(resp, attempt.url)
+                    latency = attempt.succeed()
+                    return result, Meta(attempt.url, resp.headers, latency, attempt.number)
+        except BaseException as exc:
+            if span is not None:
+                _tracing.end(span, exc)
+                span = None
+            raise
+        finally:
+            if span is not None:
+                _tracing.end(span)
         raise AssertionError("unreachable: the attempt loop returns or raises")  # pragma: no cover
 
     async def stream(
@@ -331,28 +342,38 @@ class TGIClient:
         key = self._route_key(body, route_key) if self._affinity else None
         if self._background:
             await self._start_background()
-        async for attempt in _Attempts(self, self._plan(started_at), key):
-            async with attempt:
-                request = HTTPRequest(
-                    "POST", attempt.url + path, self._headers, payload, attempt.timeouts
-                )
-                # Close the transport's generator as soon as we are done, so its connection goes
-                # back to the pool now rather than at garbage collection.
-                chunks = self._transport.stream(request)
-                payloads = self._sse_payloads(chunks, attempt.url)
-                async with contextlib.aclosing(chunks), contextlib.aclosing(payloads):
-                    async for data in payloads:
-                        event = parse(data, attempt.url)
-                        attempt.received = True
-                        if last(event):
-                            # Report before yielding: the consumer usually stops reading here.
-                            attempt.succeed()
+        span = _tracing.start_request(path, len(self.urls), key) if _tracing.ENABLED else None
+        try:
+            async for attempt in _Attempts(self, self._plan(started_at), key, span):
+                async with attempt:
+                    request = HTTPRequest(
+                        "POST", attempt.url + path, attempt.headers, payload, attempt.timeouts
+                    )
+                    # Close the transport's generator as soon as we are done, so its connection
+                    # goes back to the pool now rather than at garbage collection.
+                    chunks = self._transport.stream(request)
+                    payloads = self._sse_payloads(chunks, attempt.url)
+                    async with contextlib.aclosing(chunks), contextlib.aclosing(payloads):
+                        async for data in payloads:
+                            event = parse(data, attempt.url)
+                            attempt.received = True
+                            if last(event):
+                                # Report before yielding: the consumer usually stops reading.
+                                attempt.succeed()
+                                yield event
+                                return
                             yield event
-                            return
-                        yield event
-                raise MalformedResponseError(
-                    "the stream ended before its final event", replica=attempt.url
-                )
+                    raise MalformedResponseError(
+                        "the stream ended before its final event", replica=attempt.url
+                    )
+        except BaseException as exc:
+            if span is not None:
+                _tracing.end(span, exc)
+                span = None
+            raise
+        finally:
+            if span is not None:
+                _tracing.end(span)
 
     async def _sse_payloads(
         self, chunks: AsyncIterator[HTTPResponse | bytes], replica: str
@@ -568,12 +589,15 @@ class _Attempts:
     give up, raising the plan's error. A successful attempt returns from the block.
     """
 
-    __slots__ = ("_client", "_current", "_key", "_plan", "_step")
+    __slots__ = ("_client", "_current", "_key", "_plan", "_span", "_step")
 
-    def __init__(self, client: TGIClient, plan: RetryPlan, key: str | None = None) -> None:
+    def __init__(
+        self, client: TGIClient, plan: RetryPlan, key: str | None = None, span: Any = None
+    ) -> None:
         self._client = client
         self._plan = plan
         self._key = key
+        self._span = span  # the request's tracing span (None: tracing is off)
         self._step: DoAttempt | DoSleep | GiveUp = plan.first()
         self._current: _Attempt | None = None
 
@@ -590,7 +614,9 @@ class _Attempts:
             )
         client = self._client
         url, step = await client._next_replica(self._plan, self._step, self._key)
-        self._current = _Attempt(client, url, step.attempt, client._timeouts(self._plan))
+        self._current = _Attempt(
+            client, url, step.attempt, client._timeouts(self._plan), self._span
+        )
         return self._current
 
 
@@ -607,13 +633,22 @@ class _Attempt:
         "_reported",
         "_started",
         "error",
+        "headers",
         "number",
         "received",
+        "span",
         "timeouts",
         "url",
     )
 
-    def __init__(self, client: TGIClient, url: str, number: int, timeouts: AttemptTimeouts) -> None:
+    def __init__(
+        self,
+        client: TGIClient,
+        url: str,
+        number: int,
+        timeouts: AttemptTimeouts,
+        request_span: Any = None,
+    ) -> None:
         self._client = client
         self.url = url
         self.number = number
@@ -622,6 +657,17 @@ class _Attempt:
         self.error: TGIError | None = None
         self._reported = False
         self._started = 0.0
+        self.headers: Mapping[str, str] = client._headers
+        self.span: Any = None
+        if request_span is not None:  # tracing: this try's span, its traceparent in the headers
+            self.span, self.headers = _tracing.start_attempt(
+                request_span, url, number, client._headers
+            )
+
+    def _end_span(self, error: BaseException | None = None) -> None:
+        if self.span is not None:
+            _tracing.end(self.span, error)
+            self.span = None
 
     def succeed(self) -> float:
         """Report success now (before yielding a stream's final event); returns the latency."""
@@ -629,6 +675,8 @@ class _Attempt:
         if not self._reported:
             self._reported = True
             self._client._replicas.on_success(self.url, latency)
+            if self.span is not None:
+                self._end_span()
         return latency
 
     async def __aenter__(self) -> _Attempt:
@@ -652,9 +700,13 @@ class _Attempt:
         if not isinstance(exc, Exception):
             # Cancelled, or the consumer stopped reading: free the slot, no health verdict.
             client._replicas.on_failure(self.url, exc)
+            if self.span is not None:
+                self._end_span(exc)
             return False
         err = client._as_error(exc, self.url)
         client._replicas.on_failure(self.url, err, latency=client.clock() - self._started)
+        if self.span is not None:
+            self._end_span(err)
         logger.debug("attempt %d on %s failed: %s", self.number, self.url, err)
         if self.received:
             if err is exc:
