@@ -34,6 +34,7 @@ __all__ = [
     "Template",
     "TemplateAdapter",
     "TemplateField",
+    "TypedAdapter",
     "TypedPlan",
     "format_answers",
     "output_spec",
@@ -55,6 +56,32 @@ class Adapter(Protocol):
 
     def parse(self, signature: Any, example: Mapping[str, Any], completion: str) -> dict[str, Any]:
         """``example`` plus the fields parsed from ``completion``."""
+        ...
+
+
+@runtime_checkable
+class TypedAdapter(Adapter, Protocol):
+    """An adapter that asks for typed outputs and owns their grammar and validation
+    (:class:`JSONAdapter`, :class:`ChatAdapter`, or a subclass overriding ``format`` /
+    ``parse``): ``Predict`` runs it through the typed loop (grammar, one retry)."""
+
+    chat: bool | None
+    use_grammar: bool
+
+    def plan(self, signature: Any, *, chat: bool | None = None) -> TypedPlan:
+        """The signature's prompt, messages, grammar and validation."""
+        ...
+
+    def format_messages(
+        self, signature: Any, demos: Sequence[Mapping[str, Any]], example: Mapping[str, Any]
+    ) -> list[dict[str, str]]:
+        """The chat messages for ``example``."""
+        ...
+
+    def check(
+        self, signature: Any, example: Mapping[str, Any], completion: str, *, chat: bool = False
+    ) -> dict[str, Any] | Invalid:
+        """The typed outputs of ``completion``, or why it does not parse."""
         ...
 
 

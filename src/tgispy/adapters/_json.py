@@ -363,7 +363,43 @@ class JSONAdapter:
         Raises:
             ParseError: the completion does not parse or validate (``.completion`` is the text).
         """
-        return {**example, **self.plan(signature, chat=False).parse(completion)}
+        plan = self.plan(signature, chat=False)
+        result = plan.check(completion)
+        if isinstance(result, Invalid):
+            error = plan.error(result)
+            error.invalid = result  # type: ignore[attr-defined]  # read back by check()
+            raise error
+        return {**example, **result}
+
+    def check(
+        self,
+        signature: Any,
+        example: Mapping[str, Any],
+        completion: str,
+        *,
+        chat: bool = False,
+    ) -> dict[str, Any] | Invalid:
+        """The typed output values of ``completion``, or why it does not parse.
+
+        Text completions go through :meth:`parse`, so a subclass that overrides ``parse`` is
+        honoured (its ``ParseError`` / ``ValueError`` message becomes the reason shown to the
+        model on a retry); chat replies are read by the plan.
+
+        Example:
+            >>> from tgispy import Signature
+            >>> JSONAdapter().check(Signature("q -> a: int"), {}, " 4")
+            {'a': 4}
+        """
+        if chat:
+            return self.plan(signature, chat=True).check(completion)
+        try:
+            values = self.parse(signature, example, completion)
+        except ParseError as exc:
+            invalid = getattr(exc, "invalid", None)
+            return invalid if isinstance(invalid, Invalid) else Invalid(exc.message, completion)
+        except ValueError as exc:
+            return Invalid(str(exc), completion)
+        return {key: values[key] for key in signature.output_fields if key in values}
 
     def __repr__(self) -> str:
         return (

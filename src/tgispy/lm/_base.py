@@ -4,21 +4,39 @@ Subclasses implement a single coroutine, :meth:`LM.acomplete`, returning a :clas
 (completion texts plus finish reasons, usage, replica). Everything else is shared: the DSPy 2.4
 ``_generate`` shape ``{"prompt": str, "choices": [{"text": str}, ...]}``, history, ``__call__``,
 ``request``, and the sync face.
+
+DSPy 2.4's custom-LM pattern works too: a subclass that overrides ``__call__``, or
+``basic_request`` / ``request``, is called through that override by every program (``Predict``
+awaits :meth:`LM.acall`, which routes to the override in a worker thread). What an LM can do is
+declared, not sniffed: :attr:`LM.capabilities` (chat, grammar, streaming), and
+:func:`as_lm` turns any other object with a DSPy-style ``__call__`` into an ``LM`` at the one
+boundary where programs meet models.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
 import copy as _copy
 import threading
 import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, overload
+from typing import Any, ClassVar, overload
 
 from tgispy._sync import run_sync
 
-__all__ = ["LM", "Completion", "Generation", "History", "HistoryEntry"]
+__all__ = [
+    "LM",
+    "CallableLM",
+    "Capabilities",
+    "Completion",
+    "Generation",
+    "History",
+    "HistoryEntry",
+    "as_lm",
+]
 
 HistoryEntry = dict[str, Any]
 
@@ -99,6 +117,42 @@ class History:
         return f"History({len(self)} entries, maxlen={self.maxlen})"
 
 
+@dataclass(frozen=True)
+class Capabilities:
+    """What a language model can do, declared by its class (or instance).
+
+    Attributes:
+        chat: it takes chat messages (:meth:`LM.achat`).
+        grammar: it can constrain decoding (TGI ``grammar`` / ``response_format``); a server may
+            still say no at run time, see :meth:`LM.supports_grammar`.
+        streaming: it streams tokens.
+
+    Example:
+        >>> Capabilities(chat=True).grammar
+        False
+    """
+
+    chat: bool = False
+    grammar: bool = False
+    streaming: bool = False
+
+
+# The user-written overrides running here, as (id(lm), "call" | "request"): calls they make into
+# the base class (super().__call__, super().basic_request ...) take the core path instead of
+# looping back into the override.
+_OVERRIDE_RUNNING: contextvars.ContextVar[frozenset[tuple[int, str]]] = contextvars.ContextVar(
+    "tgispy_lm_override", default=frozenset()
+)
+
+
+def _run_override(lm: Any, kind: str, method: Any, *args: Any, **kwargs: Any) -> Any:
+    token = _OVERRIDE_RUNNING.set(_OVERRIDE_RUNNING.get() | {(id(lm), kind)})
+    try:
+        return method(*args, **kwargs)
+    finally:
+        _OVERRIDE_RUNNING.reset(token)
+
+
 class LM:
     """Base class of every tgispy language model.
 
@@ -116,6 +170,10 @@ class LM:
     """
 
     provider: str = "default"
+    #: what this model can do; ``None``: derived from the methods its class implements
+    declared_capabilities: ClassVar[Capabilities | None] = None
+    #: ``"chat"`` when prompts should go out as chat messages (see ``HFClientTGI(mode=...)``)
+    mode: Any = None
 
     def __init__(self, model: str, *, history_size: int | None = 1000, **kwargs: Any) -> None:
         self.model = model
@@ -128,10 +186,58 @@ class LM:
         }
         self.history = History(history_size)
 
+    # ---- capabilities ----------------------------------------------------------------------
+    @property
+    def capabilities(self) -> Capabilities:
+        """What this model can do: :attr:`declared_capabilities`, else what its class implements
+        (``achat`` -> chat, ``supports_grammar`` -> grammar, ``astream`` -> streaming)."""
+        declared = type(self).declared_capabilities
+        if declared is not None:
+            return declared
+        cls = type(self)
+        return Capabilities(
+            chat=callable(getattr(cls, "achat", None)),
+            grammar=cls.supports_grammar is not LM.supports_grammar,
+            streaming=callable(getattr(cls, "astream", None)),
+        )
+
+    async def supports_grammar(self) -> bool:
+        """Whether a request may carry a grammar now (servers answer this at run time)."""
+        return self.capabilities.grammar
+
     # ---- the one thing subclasses implement -------------------------------------------------
     async def acomplete(self, prompt: str, **kwargs: Any) -> Generation:
-        """Generate completions for ``prompt`` with per-call ``kwargs`` over :attr:`kwargs`."""
-        raise NotImplementedError
+        """Generate completions for ``prompt`` with per-call ``kwargs`` over :attr:`kwargs`.
+
+        The default serves DSPy 2.4-style subclasses that override ``basic_request`` (or
+        ``request``): it calls the override in a worker thread and reads its
+        ``{"choices": [{"text": ...}]}`` answer.
+        """
+        override = self._request_override()
+        if override is None:
+            raise NotImplementedError(
+                f"{type(self).__name__} must implement acomplete() (or, DSPy 2.4-style, "
+                "basic_request() or __call__())"
+            )
+        response = await asyncio.to_thread(
+            _run_override, self, "request", override, prompt, **kwargs
+        )
+        return _generation_from_response(prompt, response)
+
+    def _request_override(self) -> Any:
+        if (id(self), "request") in _OVERRIDE_RUNNING.get():
+            return None
+        cls = type(self)
+        if cls.basic_request is not LM.basic_request:
+            return self.basic_request
+        if cls.request is not LM.request:
+            return self.request
+        return None
+
+    def _call_override(self) -> bool:
+        return type(self).__call__ is not LM.__call__ and (
+            (id(self), "call") not in _OVERRIDE_RUNNING.get()
+        )
 
     # ---- async core -------------------------------------------------------------------------
     async def agenerate(self, prompt: str, **kwargs: Any) -> dict[str, Any]:
@@ -141,6 +247,8 @@ class LM:
     async def _arecorded(self, prompt: str, **kwargs: Any) -> Generation:
         started = time.perf_counter()
         generation = await self.acomplete(prompt, **kwargs)
+        if type(self).acomplete is LM.acomplete:
+            return generation  # a DSPy 2.4-style basic_request keeps its own history
         self.history.append(
             {
                 "prompt": prompt,
@@ -171,7 +279,23 @@ class LM:
         return_sorted: bool = False,
         **kwargs: Any,
     ) -> list[str]:
-        """Async twin of ``__call__``: the completion texts for ``prompt``."""
+        """Async twin of ``__call__``: the completion texts for ``prompt``.
+
+        A subclass that overrides ``__call__`` (DSPy 2.4's custom-LM pattern) is called through
+        it, in a worker thread.
+        """
+        if self._call_override():
+            texts = await asyncio.to_thread(
+                _run_override,
+                self,
+                "call",
+                self.__call__,
+                prompt,
+                only_completed,
+                return_sorted,
+                **kwargs,
+            )
+            return list(texts)
         generation = await self._arecorded(prompt, **kwargs)
         return _texts(generation, only_completed, return_sorted)
 
@@ -209,6 +333,64 @@ class LM:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(model={self.model!r})"
+
+
+class CallableLM(LM):
+    """An :class:`LM` around any object with a DSPy-style ``__call__(prompt, **kwargs)``.
+
+    Built by :func:`as_lm`; the wrapped object's ``kwargs`` (if any) are its defaults.
+    """
+
+    def __init__(self, wrapped: Any) -> None:
+        super().__init__(str(getattr(wrapped, "model", type(wrapped).__name__)))
+        self.wrapped = wrapped
+        self.kwargs = dict(getattr(wrapped, "kwargs", None) or {})
+
+    async def acall(
+        self,
+        prompt: str,
+        only_completed: bool = True,
+        return_sorted: bool = False,
+        **kwargs: Any,
+    ) -> list[str]:
+        texts = await asyncio.to_thread(self.wrapped, prompt, **kwargs)
+        return list(texts)
+
+    def __repr__(self) -> str:
+        return f"CallableLM({self.wrapped!r})"
+
+
+def as_lm(lm: Any) -> LM:
+    """``lm`` as an :class:`LM`: itself, or a :class:`CallableLM` around a foreign callable.
+
+    The one place where programs inspect what they were given as a model.
+
+    Example:
+        >>> as_lm(lambda prompt, **kw: ["hi"]).model
+        'function'
+    """
+    if isinstance(lm, LM):
+        return lm
+    if not callable(lm):
+        raise TypeError(f"a language model must be an LM or callable, got {type(lm).__name__}")
+    return CallableLM(lm)
+
+
+def _generation_from_response(prompt: str, response: Any) -> Generation:
+    """A :class:`Generation` from DSPy 2.4's ``{"choices": [{"text": ...}]}`` (or OpenAI's
+    ``{"choices": [{"message": {"content": ...}}]}``) response shape."""
+    choices: Sequence[Any] = []
+    if isinstance(response, Mapping):
+        choices = response.get("choices") or []
+    completions = []
+    for choice in choices:
+        text = choice.get("text") if isinstance(choice, Mapping) else None
+        if text is None and isinstance(choice, Mapping):
+            message = choice.get("message")
+            text = message.get("content") if isinstance(message, Mapping) else None
+        reason = choice.get("finish_reason") if isinstance(choice, Mapping) else None
+        completions.append(Completion(str(text or ""), finish_reason=reason))
+    return Generation(prompt, tuple(completions))
 
 
 def _texts(generation: Generation, only_completed: bool, return_sorted: bool) -> list[str]:

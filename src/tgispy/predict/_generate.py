@@ -15,11 +15,11 @@ Semantics (DSPy 2.4.17):
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from tgispy.errors import ConfigError, ParseError
+from tgispy.lm._base import as_lm
 
 __all__ = [
     "MAX_CONTINUATIONS",
@@ -85,12 +85,9 @@ def farthest(keys: Sequence[str], parsed: list[dict[str, Any]]) -> tuple[list[di
 
 
 async def _call_lm(lm: Any, prompt: str, config: Mapping[str, Any]) -> list[str]:
-    acall = getattr(lm, "acall", None)
-    if acall is not None:
-        texts = await acall(prompt, **config)
-    else:
-        # An LM with only a sync __call__ (written for DSPy 2.4) runs in a worker thread.
-        texts = await asyncio.to_thread(lm, prompt, **config)
+    # as_lm: a tgispy LM as is (its acall honours a DSPy 2.4-style __call__ / basic_request
+    # override); any other callable (written for DSPy 2.4) runs in a worker thread.
+    texts = await as_lm(lm).acall(prompt, **config)
     for text in texts:
         if not isinstance(text, str):
             raise ParseError(
@@ -129,8 +126,8 @@ async def agenerate(
     """Run the signature on ``inputs``; return one dict of the non-input fields per completion.
 
     Args:
-        lm: anything with ``await lm.acall(prompt, **config) -> list[str]`` (or a sync
-            ``lm(prompt, **config)``) and a ``kwargs`` dict of defaults.
+        lm: a :class:`~tgispy.LM` (or any DSPy-style callable ``lm(prompt, **config)``,
+            wrapped by :func:`~tgispy.lm._base.as_lm`).
         adapter: formats prompts and parses completions (see :mod:`tgispy.adapters`).
         signature: the signature class.
         demos: demonstrations as mappings.
@@ -142,7 +139,7 @@ async def agenerate(
         ParseError: the LM returned nothing, or still missed fields after the continuations.
     """
     keys = [*signature._input_fields, *signature._output_fields]
-    lm_kwargs: Mapping[str, Any] = getattr(lm, "kwargs", None) or {}
+    lm_kwargs: Mapping[str, Any] = as_lm(lm).kwargs
     example: dict[str, Any] = dict(inputs)
     for remaining in range(max_continuations, -1, -1):
         prompt = adapter.format(signature, demos, example)

@@ -10,8 +10,9 @@ from typing import Any
 
 from tgispy._settings import current as current_settings
 from tgispy._sync import run_sync
-from tgispy.adapters import ChatAdapter, JSONAdapter, TemplateAdapter
+from tgispy.adapters import Adapter, ChatAdapter, JSONAdapter, TemplateAdapter, TypedAdapter
 from tgispy.errors import ConfigError
+from tgispy.lm._base import as_lm
 from tgispy.predict._generate import agenerate, sampling_config
 from tgispy.predict._typed import agenerate_typed
 from tgispy.primitives._example import Example
@@ -104,7 +105,8 @@ class Predict(Module, Parameter):
                 "No LM is loaded. Configure one first, e.g. "
                 "tgispy.configure(lm=tgispy.HFClientTGI(model=..., port=8080, url=...))"
             )
-        config = sampling_config(config, getattr(lm, "kwargs", None) or {})
+        lm = as_lm(lm)
+        config = sampling_config(config, lm.kwargs)
 
         if not all(k in kwargs for k in signature._input_fields):
             present = [k for k in signature._input_fields if k in kwargs]
@@ -116,7 +118,7 @@ class Predict(Module, Parameter):
             )
 
         adapter = _choose_adapter(self.adapter or current.adapter, signature)
-        generate = agenerate_typed if isinstance(adapter, JSONAdapter) else agenerate
+        generate = agenerate_typed if isinstance(adapter, TypedAdapter) else agenerate
         completions = await generate(
             lm,
             adapter,
@@ -223,7 +225,7 @@ class Predict(Module, Parameter):
 def _check_adapter(adapter: Any) -> Any:
     if adapter is None or adapter in _ADAPTER_NAMES:
         return adapter
-    if callable(getattr(adapter, "format", None)) and callable(getattr(adapter, "parse", None)):
+    if isinstance(adapter, Adapter):
         return adapter
     raise ConfigError(
         f"adapter must be one of {_ADAPTER_NAMES}, an adapter object (see tgispy.adapters) or "

@@ -19,8 +19,10 @@ import inspect
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from tgispy.adapters._json import Invalid, JSONAdapter, TypedPlan
+from tgispy.adapters import TypedAdapter
+from tgispy.adapters._json import Invalid, TypedPlan
 from tgispy.errors import ConfigError, ParseError
+from tgispy.lm._base import as_lm
 from tgispy.predict._generate import _call_lm
 
 __all__ = ["agenerate_typed", "lm_supports_grammar", "request_config", "uses_chat"]
@@ -30,7 +32,7 @@ _TEXT_JSON_STOP = ["\n\n"]
 
 
 async def lm_supports_grammar(lm: Any) -> bool:
-    """Whether ``lm`` can constrain decoding: it has ``supports_grammar()`` and it says yes.
+    """Whether ``lm`` can constrain decoding now: it declares grammars and the server says yes.
 
     Example:
         >>> import asyncio
@@ -38,24 +40,22 @@ async def lm_supports_grammar(lm: Any) -> bool:
         >>> asyncio.run(lm_supports_grammar(DummyLM([])))
         False
     """
-    check = getattr(lm, "supports_grammar", None)
-    if not callable(check):
-        return False
-    result = check()
-    if inspect.isawaitable(result):
+    result: Any = as_lm(lm).supports_grammar()
+    if inspect.isawaitable(result):  # a test double may answer synchronously
         result = await result
     return bool(result)
 
 
-def uses_chat(adapter: JSONAdapter, lm: Any) -> bool:
+def uses_chat(adapter: TypedAdapter, lm: Any) -> bool:
     """Chat messages or one prompt: the adapter's choice, else the LM's ``mode``.
 
     Raises:
         ConfigError: chat was asked for but the LM has no chat API (``achat``).
     """
-    has_chat = callable(getattr(lm, "achat", None))
+    model = as_lm(lm)
+    has_chat = model.capabilities.chat
     if adapter.chat is None:
-        return has_chat and getattr(lm, "mode", None) == "chat"
+        return has_chat and model.mode == "chat"
     if adapter.chat and not has_chat:
         raise ConfigError(
             f"{adapter!r} sends chat messages, but {type(lm).__name__} has no chat API (achat); "
@@ -81,6 +81,7 @@ def request_config(
 
     Example:
         >>> from tgispy import Signature
+        >>> from tgispy.adapters import JSONAdapter
         >>> plan = JSONAdapter().plan(Signature("q -> a: list[int]"))
         >>> request_config(plan, {}, {"stop": ["\\n"]}, constrained=True)["stop"] is None
         True
@@ -108,7 +109,7 @@ async def _achat(lm: Any, messages: list[dict[str, str]], config: Mapping[str, A
 
 async def agenerate_typed(
     lm: Any,
-    adapter: JSONAdapter,
+    adapter: TypedAdapter,
     signature: Any,
     *,
     demos: Sequence[Mapping[str, Any]],
@@ -134,18 +135,19 @@ async def agenerate_typed(
     chat = uses_chat(adapter, lm)
     plan = adapter.plan(signature, chat=chat)
     constrained = adapter.use_grammar and await lm_supports_grammar(lm)
-    lm_kwargs: Mapping[str, Any] = getattr(lm, "kwargs", None) or {}
+    lm_kwargs: Mapping[str, Any] = as_lm(lm).kwargs
     call_config = request_config(plan, config, lm_kwargs, constrained=constrained)
 
+    # Through the adapter, so a subclass's format / format_messages / parse is what is used.
     if chat:
-        messages = plan.messages(demos, inputs)
+        messages = adapter.format_messages(signature, demos, inputs)
         texts = await _achat(lm, messages, call_config)
     else:
-        prompt = plan.prompt(demos, inputs)
+        prompt = adapter.format(signature, demos, inputs)
         texts = await _call_lm(lm, prompt, call_config)
     if not texts:
         raise ParseError("the LM returned no completions for the prompt")
-    results = [plan.check(text) for text in texts]
+    results = [adapter.check(signature, inputs, text, chat=chat) for text in texts]
     parsed = [r for r in results if not isinstance(r, Invalid)]
     if parsed:
         return parsed
@@ -159,7 +161,7 @@ async def agenerate_typed(
         texts = await _achat(lm, plan.retry_messages(messages, first), call_config)
     else:
         texts = await _call_lm(lm, plan.retry_prompt(prompt, first), call_config)
-    results = [plan.check(text) for text in texts]
+    results = [adapter.check(signature, inputs, text, chat=chat) for text in texts]
     parsed = [r for r in results if not isinstance(r, Invalid)]
     if parsed:
         return parsed

@@ -19,7 +19,7 @@ import threading
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from tgispy.lm._base import LM, Completion, Generation
+from tgispy.lm._base import LM, Capabilities, Completion, Generation
 
 __all__ = ["DummyLM"]
 
@@ -36,6 +36,9 @@ class DummyLM(LM):
             a dict (the first value whose key is a substring of the prompt).
         follow_examples: answer with the value the demos in the prompt give for the field the
             prompt ends with, when there is one.
+        chat: declare a chat API (:meth:`achat` answers messages from the same script).
+        grammar: declare grammar support (requests then carry TGI's ``grammar``, recorded in
+            :attr:`history` like any other parameter; the script still decides the text).
 
     The number of completions per call is the ``n`` generation parameter (default 1). Every call
     is recorded in :attr:`history` like a real LM's; :meth:`get_convo` shows prompt and answer.
@@ -49,9 +52,16 @@ class DummyLM(LM):
     provider = "dummy"
 
     def __init__(
-        self, answers: Sequence[str] | Mapping[str, str], follow_examples: bool = False
+        self,
+        answers: Sequence[str] | Mapping[str, str],
+        follow_examples: bool = False,
+        *,
+        chat: bool = False,
+        grammar: bool = False,
     ) -> None:
         super().__init__("dummy-model")
+        self._chat = chat
+        self._grammar = grammar
         self.provider = "dummy"
         self.answers: Any = answers if isinstance(answers, Mapping) else list(answers)
         self.follow_examples = follow_examples
@@ -63,6 +73,33 @@ class DummyLM(LM):
         return Generation(
             prompt, tuple(Completion(text, finish_reason="simulated completion") for text in texts)
         )
+
+    @property
+    def capabilities(self) -> Capabilities:
+        """What this double declares: ``chat=`` / ``grammar=``, or what a subclass overrides."""
+        cls = type(self)
+        return Capabilities(
+            chat=self._chat or cls.achat is not DummyLM.achat,
+            grammar=self._grammar or cls.supports_grammar is not DummyLM.supports_grammar,
+        )
+
+    async def supports_grammar(self) -> bool:
+        return self._grammar
+
+    async def achat(self, messages: Sequence[Mapping[str, Any]], **kwargs: Any) -> dict[str, Any]:
+        """Answer chat ``messages`` from the script (``{"choices": [{"text": ...}]}``)."""
+        prompt = "\n\n".join(f"{m.get('role')}: {m.get('content')}" for m in messages)
+        generation = await self.acomplete(prompt, **kwargs)
+        self.history.append(
+            {
+                "prompt": prompt,
+                "messages": [dict(m) for m in messages],
+                "response": generation.to_response(),
+                "kwargs": {**self.kwargs, **kwargs},
+                "raw_kwargs": kwargs,
+            }
+        )
+        return generation.to_response()
 
     def _answer(self, prompt: str) -> str:
         if self.follow_examples:
@@ -87,7 +124,10 @@ class DummyLM(LM):
         return str(entry["prompt"]) + " " + str(entry["response"]["choices"][0]["text"])
 
     def __repr__(self) -> str:
-        return f"DummyLM(follow_examples={self.follow_examples})"
+        return (
+            f"DummyLM(follow_examples={self.follow_examples}, chat={self._chat}, "
+            f"grammar={self._grammar})"
+        )
 
 
 def _from_examples(prompt: str) -> str | None:
