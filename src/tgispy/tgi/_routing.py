@@ -302,7 +302,8 @@ class ReplicaSet:
             if probe is not None:
                 probe.probing_since = now
                 return Probe(probe.url)
-            healthy = [r for r in self._live() if not r.needs_probe]
+            live = self._live() if self._draining else self._replicas.values()
+            healthy = [r for r in live if not r.needs_probe]
             if not healthy or len(healthy) < self.policy.panic_threshold * len(self._order):
                 return self._choose_in_panic(healthy, exclude)
             preferred = [r for r in healthy if r.url not in exclude] or healthy
@@ -363,7 +364,7 @@ class ReplicaSet:
     def _due_probe(self, now: float, exclude: Collection[str]) -> ReplicaState | None:
         due = [
             r
-            for r in self._live()
+            for r in (self._live() if self._draining else self._replicas.values())
             if r.needs_probe
             and r.ejected_until is not None
             and r.ejected_until <= now
@@ -430,7 +431,7 @@ class ReplicaSet:
             known = [x for x in (self._latency(p, now) for p in peers) if x is not None]
             latency = min(known) if known else 0.0
         tries = 1.0 / max(r.score, _SCORE_FLOOR)
-        load = self._load(r, now)
+        load = r.in_flight if r.reported_at is None else self._load(r, now)
         return (latency * (load + 1) * tries, load, tries)
 
     def _load(self, r: ReplicaState, now: float) -> float:
@@ -548,7 +549,8 @@ class ReplicaSet:
         with self._lock:
             r = self._get(url)
             r.in_flight = max(r.in_flight - 1, 0)
-            self._forget_if_drained(r)
+            if r.draining:
+                self._forget_if_drained(r)
             r.successes += 1
             r.answering = True
             r.score = _SCORE_KEEP * r.score + (1 - _SCORE_KEEP)
@@ -583,7 +585,8 @@ class ReplicaSet:
         with self._lock:
             r = self._get(url)
             r.in_flight = max(r.in_flight - 1, 0)
-            self._forget_if_drained(r)
+            if r.draining:
+                self._forget_if_drained(r)
             if not isinstance(error, Exception):
                 r.cancelled += 1
             else:
