@@ -89,3 +89,20 @@ def test_old_fields() -> None:
         "default": 1,
         "json_schema_extra": {"prefix": "P:", "desc": "d"},
     }
+
+
+def test_import_tgispy_leaves_the_issue_16_extras_unloaded() -> None:
+    import subprocess
+    import sys
+
+    lazy = [
+        "tgispy.dsp",
+        "tgispy.functional",
+        "tgispy.retrieve",
+        "tgispy.compat",
+        "tgispy.primitives._sandbox",
+        "tgispy.predict._program_of_thought",
+    ]
+    code = f"import sys, tgispy; print([m for m in {lazy!r} if m in sys.modules])"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

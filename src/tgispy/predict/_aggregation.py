@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from tgispy.dsp._metrics import normalize_text
 from tgispy.errors import ConfigError
 from tgispy.primitives._prediction import Completions, Prediction
 
@@ -14,6 +13,8 @@ __all__ = ["default_normalize", "majority"]
 
 def default_normalize(s: str) -> str | None:
     """SQuAD normalization; ``None`` (ignored) for an empty result."""
+    from tgispy.dsp._metrics import normalize_text  # tgispy.dsp loads on first use
+
     return normalize_text(s) or None
 
 
