@@ -146,7 +146,7 @@ async def test_client_resolves_probes_and_follows_changes(caplog: pytest.LogCapt
     names = Names(["127.0.0.2", "127.0.0.3", "127.0.0.5"])  # a mix of healthy and dead
     client = TGIClient(
         [SEED],
-        routing=RoutingPolicy(discovery_interval=3600.0),
+        routing=RoutingPolicy(strategy="round_robin", discovery_interval=3600.0),
         transport=MockTransport(handle, all_routes=True),
         resolver=names,
         rng=random.Random(2),
@@ -234,7 +234,7 @@ async def test_real_servers_behind_one_name(
     names = Names(["127.0.0.2", "127.0.0.3"])
     client = TGIClient(
         [f"http://fleet.test:{port}"],
-        routing=RoutingPolicy(discovery_interval=3600.0, server_load="tgi"),
+        routing=RoutingPolicy(strategy="round_robin", discovery_interval=3600.0, server_load="tgi"),
         resolver=names,
     )
     for _ in range(20):
