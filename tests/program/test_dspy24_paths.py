@@ -23,7 +23,74 @@ PATHS = [
     ("tgispy.signatures.signature", "ensure_signature", tgispy.ensure_signature),
     ("tgispy.signatures.field", "InputField", tgispy.InputField),
     ("tgispy.signatures.field", "OutputField", tgispy.OutputField),
+    ("tgispy.evaluate.evaluate", "Evaluate", tgispy.Evaluate),
+    ("tgispy.teleprompt.bootstrap", "BootstrapFewShot", tgispy.BootstrapFewShot),
+    ("tgispy.teleprompt.vanilla", "LabeledFewShot", tgispy.LabeledFewShot),
+    (
+        "tgispy.teleprompt.random_search",
+        "BootstrapFewShotWithRandomSearch",
+        tgispy.BootstrapFewShotWithRandomSearch,
+    ),
+    ("tgispy.predict.react", "ReAct", tgispy.ReAct),
+    ("tgispy.retrieve.retrieve", "Retrieve", tgispy.Retrieve),
+    ("tgispy.functional.functional", "TypedPredictor", tgispy.TypedPredictor),
+    ("tgispy.primitives.assertions", "Assert", tgispy.Assert),
 ]
+
+# Every module path of DSPy 2.4.17 that programs import from, present under tgispy.
+MODULE_PATHS = [
+    "evaluate.evaluate",
+    "evaluate.metrics",
+    *(
+        f"teleprompt.{m}"
+        for m in [
+            "avatar_optimizer",
+            "bootstrap",
+            "copro_optimizer",
+            "ensemble",
+            "finetune",
+            "knn_fewshot",
+            "mipro_optimizer",
+            "mipro_optimizer_v2",
+            "random_search",
+            "signature_opt",
+            "signature_opt_bayesian",
+            "teleprompt",
+            "teleprompt_optuna",
+            "vanilla",
+        ]
+    ),
+    *(
+        f"predict.{m}"
+        for m in [
+            "aggregation",
+            "chain_of_thought",
+            "chain_of_thought_with_hint",
+            "knn",
+            "multi_chain_comparison",
+            "parameter",
+            "predict",
+            "program_of_thought",
+            "react",
+            "retry",
+        ]
+    ),
+    *(
+        f"primitives.{m}"
+        for m in ["assertions", "example", "module", "prediction", "program", "python_interpreter"]
+    ),
+    "signatures.field",
+    "signatures.signature",
+    "retrieve.retrieve",
+    "functional.functional",
+    "utils.dummies",
+]
+
+
+@pytest.mark.parametrize("path", MODULE_PATHS)
+def test_dspy_module_path_imports(path: str) -> None:
+    module = importlib.import_module(f"tgispy.{path}")
+    assert module.__all__ and all(getattr(module, name) is not None for name in module.__all__)
 
 
 @pytest.mark.parametrize(("path", "name", "expected"), PATHS, ids=lambda v: str(v)[:40])
