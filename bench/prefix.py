@@ -1,25 +1,25 @@
 """Prefix-affinity routing on a real fleet: prefix vs p2c vs round robin (issue 18).
 
-Run: ``.venv/bin/python bench/prefix.py`` (about 6-8 minutes on 2 shared cores; ``--quick`` for a
-smoke run with short prefixes).
+Run: ``.venv/bin/python bench/prefix.py`` (minutes; ``--quick`` for a smoke run with short
+prefixes).
 
 K = 2 and 3 replicas of ``tgispy serve`` (llama.cpp, SmolLM2-135M, 1 thread each, prompt cache on,
 ``--parallel`` slots each) take M distinct few-shot programs (DSPy 2.4's template: instructions,
-format, demos; about ``--prefix-tokens`` tokens each, M larger than one replica's slots and not a
-multiple of K, so round robin cannot stumble on affinity), their examples interleaved, a fixed
-number of requests in flight. Each run gets programs no replica has seen yet (llama.cpp keeps
-prefixes evicted from a slot in a host-memory prompt cache, 8 GiB by default, so flushing the slots
-would not make a run cold). Reported per K and strategy: throughput (answers per
-second of wall time, cold start included), mean and p99 latency, and the share of answers the
-server computed in under ``--fast`` seconds of ``x-compute-time`` (a prefix served from the slot
-cache; see below), then the same on prefix-free traffic (every prompt distinct, no separator).
+format, demos; about ``--prefix-tokens`` tokens each; M larger than one replica's slots and not a
+multiple of K, so round robin cannot stumble on affinity), their examples interleaved,
+``--in-flight`` requests at a time (default: one per replica; at higher concurrency the rounds
+overlap, and a program's next example arrives while its first is still computing the prefix, so
+no cache can help it). Each run gets programs no replica has seen yet: llama.cpp keeps prefixes
+evicted from a slot in a host-memory prompt cache (8 GiB by default), so flushing the slots would
+not make a run cold. Reported per K and strategy: throughput (answers per second of wall time,
+cold start included), mean and p99 latency, the server's median compute time per request and the
+share under ``--fast`` seconds; then the same on prefix-free traffic (every prompt distinct).
 
 llama.cpp counts cached prompt tokens per request (``timings.cache_n``, ``prompt_tokens_details``),
 but ``tgispy serve`` does not pass them on: its engine keeps only ``prompt_tokens`` (``EngineEnd``)
-and its headers and ``/metrics`` carry no cache counter. The bench therefore reports the server's
-own compute time per request (``x-compute-time``) and counts a request as a cache hit when it is
-under ``--fast`` seconds: a miss of a ~1,000-token prefix costs several seconds on one thread, a
-hit a fraction of one.
+and its headers and ``/metrics`` carry no cache counter. The server's own compute time per request
+(``x-compute-time``) stands in for it: a miss of a ~1,000-token prefix costs seconds on one
+thread, a hit a fraction of one (when no other slot of that replica is computing a prefix).
 
 ``--json-out FILE`` writes the rows as JSON.
 """
@@ -96,6 +96,7 @@ class Row:
     mean_latency: float
     p99_latency: float
     fast_share: float
+    compute_median: float
     failures: int
 
 
@@ -215,6 +216,7 @@ def row(
         mean_latency=round(statistics.mean(lat), 3) if lat else float("nan"),
         p99_latency=round(p99(lat), 3),
         fast_share=round(sum(1 for c in compute if c < fast) / len(compute), 3) if compute else 0,
+        compute_median=round(statistics.median(compute), 3) if compute else float("nan"),
         failures=failures,
     )
 
@@ -230,7 +232,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--max-new-tokens", type=int, default=4)
     parser.add_argument("--free-requests", type=int, default=16, help="prefix-free requests")
     parser.add_argument("--free-tokens", type=int, default=120)
-    parser.add_argument("--fast", type=float, default=1.0, help="x-compute-time of a cache hit")
+    parser.add_argument("--fast", type=float, default=2.0, help="x-compute-time of a cache hit")
+    parser.add_argument(
+        "--in-flight", type=int, default=0, help="requests in flight (default: one per replica)"
+    )
     parser.add_argument(
         "--max-run-seconds", type=float, default=240.0, help="no new request after this long"
     )
@@ -252,7 +257,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             servers = [start_server(server_args) for _ in range(k)]
             try:
                 urls = [s.url for s in servers]
-                in_flight = args.slots * k
+                in_flight = args.in_flight or k
+                # one short request per replica first: a fresh server's first answer is slow
+                runner.run(run(urls, "round_robin", prefix_free(k, 10, -1), k, 1, 60.0))
                 for strategy in strategies:
                     # fresh programs for every run: no replica has seen them (llama.cpp keeps
                     # evicted prefixes in host memory, so flushing the slots would not do)
@@ -295,13 +302,15 @@ def main(argv: Sequence[str] | None = None) -> int:
                     s.stop()
     print()
     print(
-        "| workload | K | strategy | answers | wall s | answers/s | mean s | p99 s | cache hits |"
+        "| workload | K | strategy | answers | wall s | answers/s | mean s | p99 s "
+        "| server compute median s | compute < fast |"
     )
-    print("|---|---:|---|---:|---:|---:|---:|---:|---:|")
+    print("|---|---:|---|---:|---:|---:|---:|---:|---:|---:|")
     for r in rows:
         print(
             f"| {r.workload} | {r.replicas} | {r.strategy} | {r.requests} | {r.seconds} | "
-            f"{r.throughput} | {r.mean_latency} | {r.p99_latency} | {r.fast_share:.0%} |"
+            f"{r.throughput} | {r.mean_latency} | {r.p99_latency} | {r.compute_median} | "
+            f"{r.fast_share:.0%} |"
         )
     if args.json_out:
         args.json_out.write_text(json.dumps([asdict(r) for r in rows], indent=1))
