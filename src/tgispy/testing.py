@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from tgispy.errors import ConnectError, TGITimeoutError, TransportError
+from tgispy.tgi._protocol import info_document
 from tgispy.tgi._transport import HTTPRequest, HTTPResponse
 
 if TYPE_CHECKING:
@@ -39,22 +40,11 @@ from tgispy._settings import isolated_settings
 
 __all__ = ["MockTransport", "Recorded", "Reply", "ScriptedTGI", "isolated_settings"]
 
-DEFAULT_INFO: dict[str, Any] = {
-    "model_id": "scripted/model",
-    "model_sha": None,
-    "model_pipeline_tag": "text-generation",
-    "max_concurrent_requests": 128,
-    "max_best_of": 2,
-    "max_stop_sequences": 4,
-    "max_input_tokens": 4095,
-    "max_total_tokens": 4096,
-    "validation_workers": 2,
-    "max_client_batch_size": 4,
-    "router": "text-generation-router",
-    "version": "3.3.6-dev0",
-    "sha": None,
-    "docker_label": None,
-}
+#: The ``/info`` the doubles report: a TGI 3.3.7 server (its Cargo version) with the launcher's
+#: defaults and a 4096-token context (fields and defaults: :mod:`tgispy.tgi._protocol`).
+DEFAULT_INFO: dict[str, Any] = info_document(
+    model_id="scripted/model", max_input_tokens=4095, max_total_tokens=4096, version="3.3.6-dev0"
+)
 
 
 @dataclass(frozen=True)

@@ -43,6 +43,7 @@ from tgispy.lm._tgi import _http_options  # noqa: E402
 from tgispy.tgi._client import TGIClient  # noqa: E402
 from tgispy.tgi._endpoints import replica_urls, split_userinfo  # noqa: E402
 from tgispy.tgi._policy import RetryPolicy, RoutingPolicy, Timeout  # noqa: E402
+from tgispy.tgi._protocol import route_fields  # noqa: E402
 from tgispy.tgi._response import parse_generate_response, usage_from_headers  # noqa: E402
 from tgispy.tgi._transport import AsyncTransport, HTTPResponse  # noqa: E402
 
@@ -54,25 +55,19 @@ __all__ = ["AsyncTGIEngine", "TGIEngine", "tgi_lm"]
 
 _ENDPOINTS = ("chat", "generate")
 
-# The OpenAI-style parameter names DSPy's adapters may look up in ``supported_params``.
-_CHAT_PARAMS = frozenset(
-    {
-        "max_tokens",
-        "max_completion_tokens",
-        "temperature",
-        "top_p",
-        "stop",
-        "seed",
-        "frequency_penalty",
-        "presence_penalty",
-        "response_format",
-        "logprobs",
-        "top_logprobs",
-        "stream",
-        "tools",
-        "tool_choice",
-    }
-)
+# The OpenAI-style parameter names DSPy's adapters may look up in ``supported_params``: the
+# fields of TGI's chat body (tgispy.tgi._protocol.CHAT_FIELDS) but the ones the engine sets
+# itself (messages, model), TGI ignores (n, logit_bias) or DSPy never sends.
+_CHAT_PARAMS = frozenset(route_fields("chat")) - {
+    "messages",
+    "model",
+    "n",
+    "logit_bias",
+    "stream_options",
+    "tool_prompt",
+}
+# /generate: no presence penalty, tools or top alternatives (the wire refuses them), and top_k,
+# the one sampling knob DSPy's Config has that TGI's chat route lacks.
 _GENERATE_PARAMS = (_CHAT_PARAMS - {"presence_penalty", "top_logprobs", "tools", "tool_choice"}) | {
     "top_k"
 }

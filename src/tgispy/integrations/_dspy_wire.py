@@ -38,6 +38,7 @@ from tgispy.errors import (  # noqa: E402
     ValidationError,
 )
 from tgispy.tgi._info import ServerInfo  # noqa: E402
+from tgispy.tgi._protocol import names_of  # noqa: E402
 from tgispy.tgi._request import (  # noqa: E402
     CHAT_KEYS,
     GENERATE_KEYS,
@@ -98,7 +99,7 @@ GENERATE_PARAMETERS: frozenset[str] = GENERATE_KEYS - {
     "return_full_text",
 }
 
-_MAX_TOKEN_ALIASES = ("max_tokens", "max_new_tokens", "max_completion_tokens")
+_MAX_TOKEN_ALIASES = names_of("max_new_tokens")
 
 # TGI reports end of sequence as "eos_token" (generate, and chat before 2.3) and a stop string
 # as "stop_sequence"; lm15 knows only OpenAI's vocabulary.

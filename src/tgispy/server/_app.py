@@ -34,6 +34,7 @@ from tgispy.server._front import OFF_LOOP_BYTES, Front
 from tgispy.server._guard import ConnectionGuard, default_max_connections
 from tgispy.server._types import Backend
 from tgispy.server._validation import decode_body, parse_generate
+from tgispy.tgi._protocol import ENDPOINTS
 
 __all__ = ["FRONT_KEY", "GUARD_KEY", "create_app", "make_backend"]
 
@@ -174,10 +175,14 @@ def create_app(config: ServerConfig, backend: Backend | None = None) -> web.Appl
     faults = FaultPlan(config.sim) if config.backend == "sim" else None
     routes: list[tuple[str, str, Handler]] = [
         ("POST", "/", _generation(front, parse_compat_route, faults)),
-        ("POST", "/generate", _generation(front, parse_generate_route, faults)),
-        ("POST", "/generate_stream", _generation(front, parse_stream_route, faults)),
-        ("POST", "/v1/chat/completions", _generation(front, parse_chat_route, faults)),
-        ("POST", "/v1/completions", _generation(front, parse_completions_route, faults)),
+        ("POST", ENDPOINTS["generate"].path, _generation(front, parse_generate_route, faults)),
+        ("POST", ENDPOINTS["generate_stream"].path, _generation(front, parse_stream_route, faults)),
+        ("POST", ENDPOINTS["chat"].path, _generation(front, parse_chat_route, faults)),
+        (
+            "POST",
+            ENDPOINTS["completions"].path,
+            _generation(front, parse_completions_route, faults),
+        ),
         ("POST", "/tokenize", tokenize),
         ("GET", "/health", health),
         ("GET", "/info", info),

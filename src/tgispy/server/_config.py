@@ -12,6 +12,7 @@ from types import MappingProxyType
 from typing import Literal
 
 from tgispy.errors import ConfigError
+from tgispy.tgi._protocol import LAUNCHER
 
 __all__ = [
     "DEFAULT_MODEL_FILE",
@@ -238,16 +239,16 @@ class ServerConfig:
     parallel: int = 4
     threads: int | None = None
     ctx_size: int = 2048
-    max_concurrent_requests: int = 128
-    max_best_of: int = 2
-    max_stop_sequences: int = 4
-    max_top_n_tokens: int = 5
+    max_concurrent_requests: int = LAUNCHER.max_concurrent_requests
+    max_best_of: int = LAUNCHER.max_best_of
+    max_stop_sequences: int = LAUNCHER.max_stop_sequences
+    max_top_n_tokens: int = LAUNCHER.max_top_n_tokens
     max_input_tokens: int | None = None
     max_total_tokens: int | None = None
-    max_client_batch_size: int = 4
-    payload_limit: int = 2_000_000
+    max_client_batch_size: int = LAUNCHER.max_client_batch_size
+    payload_limit: int = LAUNCHER.payload_limit
     tokenize_limit: int | None = None
-    tokenize_workers: int = 2
+    tokenize_workers: int = LAUNCHER.validation_workers
     max_connections: int | None = None
     header_timeout_s: float = 10.0
     body_timeout_s: float = 30.0

@@ -26,6 +26,7 @@ from tgispy.server._metrics import Metrics
 from tgispy.server._problems import Problem
 from tgispy.server._types import Backend
 from tgispy.server._validation import Limits, Validated, decode_body, resolve_lengths
+from tgispy.tgi._protocol import info_document
 
 __all__ = ["OFF_LOOP_BYTES", "Front"]
 
@@ -68,22 +69,17 @@ class Front:
         self.tokenize_slots = asyncio.Semaphore(config.tokenize_workers)
         self.tokenize_waiting = 0
         self.info_body = proto.dumps(
-            {
-                "model_id": self.model_id,
-                "model_sha": None,
-                "model_pipeline_tag": "text-generation",
-                "max_concurrent_requests": config.max_concurrent_requests,
-                "max_best_of": config.max_best_of,
-                "max_stop_sequences": config.max_stop_sequences,
-                "max_input_tokens": config.limits_input,
-                "max_total_tokens": config.limits_total,
-                "validation_workers": config.tokenize_workers,
-                "max_client_batch_size": config.max_client_batch_size,
-                "router": "text-generation-router",
-                "version": VERSION,
-                "sha": None,
-                "docker_label": None,
-            }
+            info_document(
+                model_id=self.model_id,
+                max_concurrent_requests=config.max_concurrent_requests,
+                max_best_of=config.max_best_of,
+                max_stop_sequences=config.max_stop_sequences,
+                max_input_tokens=config.limits_input,
+                max_total_tokens=config.limits_total,
+                validation_workers=config.tokenize_workers,
+                max_client_batch_size=config.max_client_batch_size,
+                version=VERSION,
+            )
         )
         self.models_body = proto.dumps(
             {

@@ -20,15 +20,14 @@ from aiohttp.typedefs import Middleware
 
 from tgispy.server._front import Front
 from tgispy.server._problems import Problem
+from tgispy.tgi._protocol import ENDPOINTS
 
 __all__ = ["GENERATION_ROUTES", "MODEL_ROUTES", "metrics", "problems", "readiness"]
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
-#: the routes that generate (POST)
-GENERATION_ROUTES: Final = frozenset(
-    {"/", "/generate", "/generate_stream", "/v1/chat/completions", "/v1/completions"}
-)
+#: the routes that generate (POST): TGI's generation endpoints, and ``/`` (``stream`` decides)
+GENERATION_ROUTES: Final = frozenset({"/", *(e.path for e in ENDPOINTS.values())})
 #: the routes that need the model loaded (POST)
 MODEL_ROUTES: Final = GENERATION_ROUTES | {"/tokenize"}
 #: axum's extractor rejections: TGI never reaches its handler (nor its request counter)

@@ -20,6 +20,7 @@ from tgispy.errors import ConfigError
 from tgispy.server._app import FRONT_KEY, GUARD_KEY, create_app
 from tgispy.server._config import ServerConfig, SimConfig, is_loopback
 from tgispy.server._guard import AcceptErrorLog, GuardedSite
+from tgispy.tgi._protocol import LAUNCHER
 
 __all__ = ["build_parser", "config_from_args", "main", "readiness_line", "serve"]
 
@@ -126,7 +127,9 @@ def build_parser(prog: str = "tgispy serve") -> argparse.ArgumentParser:
     parser.add_argument("--model-id", help="model id reported by /info")
     parser.add_argument("--backend", choices=("llama", "sim"), default="llama")
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
-    parser.add_argument("--port", type=int, default=3000, help="port (0 = pick a free one)")
+    parser.add_argument(
+        "--port", type=int, default=LAUNCHER.port, help="port (0 = pick a free one)"
+    )
     parser.add_argument(
         "--allow-remote",
         action="store_true",
@@ -135,19 +138,24 @@ def build_parser(prog: str = "tgispy serve") -> argparse.ArgumentParser:
     parser.add_argument("--parallel", type=int, default=4, help="llama.cpp slots (batching)")
     parser.add_argument("--threads", type=int, help="llama.cpp CPU threads")
     parser.add_argument("--ctx-size", type=int, default=2048, help="context per slot (tokens)")
-    parser.add_argument("--max-concurrent-requests", type=int, default=128)
-    parser.add_argument("--max-best-of", type=int, default=2)
-    parser.add_argument("--max-stop-sequences", type=int, default=4)
-    parser.add_argument("--max-top-n-tokens", type=int, default=5)
+    parser.add_argument(
+        "--max-concurrent-requests", type=int, default=LAUNCHER.max_concurrent_requests
+    )
+    parser.add_argument("--max-best-of", type=int, default=LAUNCHER.max_best_of)
+    parser.add_argument("--max-stop-sequences", type=int, default=LAUNCHER.max_stop_sequences)
+    parser.add_argument("--max-top-n-tokens", type=int, default=LAUNCHER.max_top_n_tokens)
     parser.add_argument("--max-input-tokens", type=int)
     parser.add_argument("--max-total-tokens", type=int)
-    parser.add_argument("--max-client-batch-size", type=int, default=4)
-    parser.add_argument("--payload-limit", type=int, default=2_000_000, help="bytes")
+    parser.add_argument("--max-client-batch-size", type=int, default=LAUNCHER.max_client_batch_size)
+    parser.add_argument("--payload-limit", type=int, default=LAUNCHER.payload_limit, help="bytes")
     parser.add_argument(
         "--tokenize-limit", type=int, help="largest /tokenize body in bytes (default: payload)"
     )
     parser.add_argument(
-        "--tokenize-workers", type=int, default=2, help="/tokenize requests run at once"
+        "--tokenize-workers",
+        type=int,
+        default=LAUNCHER.validation_workers,
+        help="/tokenize requests run at once",
     )
     parser.add_argument(
         "--max-connections",

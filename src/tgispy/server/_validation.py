@@ -17,10 +17,19 @@ import re
 import struct
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, cast, get_args
 
 from tgispy.server import _problems as problems
 from tgispy.server._types import Sampling
+from tgispy.tgi._protocol import (
+    CHAT_FIELDS,
+    COMPLETION_FIELDS,
+    GENERATE_PARAMETERS,
+    GRAMMAR_TYPES,
+    LAUNCHER,
+    PARAMETERS,
+    Field,
+)
 
 __all__ = [
     "ChatRequest",
@@ -64,14 +73,17 @@ _EXPECTED: Final[dict[str, str]] = {
 
 @dataclass(frozen=True, slots=True)
 class Limits:
-    """The server's limits that validation checks against (``/info`` reports them)."""
+    """The server's limits that validation checks against (``/info`` reports them).
 
-    max_best_of: int = 2
-    max_stop_sequences: int = 4
-    max_top_n_tokens: int = 5
+    Defaults: TGI's launcher (:data:`tgispy.tgi._protocol.LAUNCHER`) and a 2048-token context.
+    """
+
+    max_best_of: int = LAUNCHER.max_best_of
+    max_stop_sequences: int = LAUNCHER.max_stop_sequences
+    max_top_n_tokens: int = LAUNCHER.max_top_n_tokens
     max_input_tokens: int = 2047
     max_total_tokens: int = 2048
-    max_client_batch_size: int = 4
+    max_client_batch_size: int = LAUNCHER.max_client_batch_size
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,7 +96,11 @@ class GrammarSpec:
 
 @dataclass(frozen=True, slots=True)
 class GenerateParams:
-    """``GenerateParameters`` as deserialised (serde defaults filled in)."""
+    """``GenerateParameters`` as deserialised (serde defaults filled in).
+
+    The typed view of :data:`tgispy.tgi._protocol.GENERATE_PARAMETERS`: the same fields and
+    defaults (``tests/tgi/test_protocol.py`` holds them equal).
+    """
 
     best_of: int | None = None
     decoder_input_details: bool = False
@@ -348,27 +364,16 @@ def _require_map(value: Any, path: str, type_name: str) -> dict[str, Any]:
     return value
 
 
-_PARAMETER_FIELDS: Final[dict[str, tuple[Kind, bool]]] = {
-    "best_of": ("usize", True),
-    "decoder_input_details": ("bool", False),
-    "details": ("bool", False),
-    "do_sample": ("bool", False),
-    "frequency_penalty": ("f32", True),
-    "max_new_tokens": ("u32", True),
-    "repetition_penalty": ("f32", True),
-    "return_full_text": ("bool", True),
-    "seed": ("u64", True),
-    "stop": ("strings", False),
-    "temperature": ("f32", True),
-    "top_k": ("i32", True),
-    "top_n_tokens": ("u32", True),
-    "top_p": ("f32", True),
-    "truncate": ("usize", True),
-    "typical_p": ("f32", True),
-    "watermark": ("bool", False),
-    "adapter_id": ("string", True),
-}
-_GRAMMAR_TYPES: Final = ("json", "json_object", "regex", "json_schema")
+def _serde_spec(fields: tuple[Field, ...]) -> dict[str, tuple[Kind, bool]]:
+    """``name -> (kind, optional)`` for the fields :func:`_fields` reads (the rest have their
+    own code: grammars, messages, prompts)."""
+    kinds = get_args(Kind)
+    return {f.name: (cast(Kind, f.wire), f.optional) for f in fields if f.wire in kinds}
+
+
+_PARAMETER_FIELDS: Final = _serde_spec(GENERATE_PARAMETERS)
+_GRAMMAR_TYPES: Final = tuple(g.name for g in GRAMMAR_TYPES)
+_GRAMMAR_EXPECTED: Final = ", ".join(f"`{name}`" for name in _GRAMMAR_TYPES)
 
 
 def _grammar(value: Any, path: str) -> GrammarSpec | None:
@@ -382,8 +387,7 @@ def _grammar(value: Any, path: str) -> GrammarSpec | None:
         shown = _unexpected(kind) if not isinstance(kind, str) else f"`{kind}`"
         raise _fail(
             f"{path}.type",
-            f"unknown variant {shown}, expected one of `json`, `json_object`, `regex`, "
-            "`json_schema`",
+            f"unknown variant {shown}, expected one of {_GRAMMAR_EXPECTED}",
         )
     if "value" not in obj:
         raise _fail(path, "missing field `value`")
@@ -429,26 +433,7 @@ def parse_generate(body: Any, *, compat: bool = False) -> GenerateRequest:
     return GenerateRequest(inputs, parameters, stream)
 
 
-_CHAT_FIELDS: Final[dict[str, tuple[Kind, bool]]] = {
-    "model": ("string", True),
-    "frequency_penalty": ("f32", True),
-    "logit_bias": ("any", True),
-    "logprobs": ("bool", True),
-    "top_logprobs": ("u32", True),
-    "max_tokens": ("u32", True),
-    "max_completion_tokens": ("u32", True),
-    "n": ("u32", True),
-    "presence_penalty": ("f32", True),
-    "stream": ("bool", False),
-    "seed": ("u64", True),
-    "temperature": ("f32", True),
-    "top_p": ("f32", True),
-    "stop": ("strings", True),
-    "tools": ("any", True),
-    "tool_choice": ("any", True),
-    "tool_prompt": ("string", True),
-    "stream_options": ("map", True),
-}
+_CHAT_FIELDS: Final = _serde_spec(CHAT_FIELDS)
 
 
 def _message_content(value: Any, path: str) -> str:
@@ -543,18 +528,7 @@ def parse_chat(body: Any) -> ChatRequest:
     )
 
 
-_COMPLETION_FIELDS: Final[dict[str, tuple[Kind, bool]]] = {
-    "model": ("string", True),
-    "frequency_penalty": ("f32", True),
-    "max_tokens": ("u32", True),
-    "repetition_penalty": ("f32", True),
-    "seed": ("u64", True),
-    "stop": ("strings", True),
-    "stream": ("bool", False),
-    "suffix": ("string", True),
-    "temperature": ("f32", True),
-    "top_p": ("f32", True),
-}
+_COMPLETION_FIELDS: Final = _serde_spec(COMPLETION_FIELDS)
 
 
 def parse_completion(body: Any) -> CompletionRequest:
@@ -615,6 +589,33 @@ def check_stream_params(params: GenerateParams) -> None:
         )
 
 
+def _neutral(spec: Field) -> float:
+    assert spec.neutral is not None, spec.name
+    return spec.neutral
+
+
+def _range(spec: Field) -> tuple[float, float]:
+    assert spec.minimum is not None and spec.maximum is not None, spec.name
+    return spec.minimum.value, spec.maximum.value
+
+
+# The ranges and "off" values validation uses (TGI's, from tgispy.tgi._protocol).
+_TEMPERATURE: Final = PARAMETERS["temperature"]
+_REPETITION: Final = PARAMETERS["repetition_penalty"]
+_FREQUENCY: Final = PARAMETERS["frequency_penalty"]
+_TOP_P: Final = PARAMETERS["top_p"]
+_TYPICAL_P: Final = PARAMETERS["typical_p"]
+_TOP_K: Final = PARAMETERS["top_k"]
+_MAX_NEW_TOKENS: Final = PARAMETERS["max_new_tokens"]
+_TRUNCATE: Final = PARAMETERS["truncate"]
+_NEUTRAL_TEMPERATURE: Final = _neutral(_TEMPERATURE)
+_NEUTRAL_REPETITION: Final = _neutral(_REPETITION)
+_NEUTRAL_FREQUENCY: Final = _neutral(_FREQUENCY)
+_NEUTRAL_TOP_P: Final = _neutral(_TOP_P)
+_NEUTRAL_TYPICAL_P: Final = _neutral(_TYPICAL_P)
+_NEUTRAL_TOP_K: Final = int(_neutral(_TOP_K))
+
+
 def validate(inputs: str, params: GenerateParams, limits: Limits) -> Validated:
     """TGI's ``Validation::validate`` up to (not including) tokenization, in TGI's order.
 
@@ -635,31 +636,38 @@ def validate(inputs: str, params: GenerateParams, limits: Limits) -> Validated:
     )
     if best_of > 1 and not sampling_requested:
         raise problems.validation("you must use sampling when `best_of` is > 1")
-    temperature = 1.0 if params.temperature is None else params.temperature
-    if temperature <= 0.0:
+    temperature = _NEUTRAL_TEMPERATURE if params.temperature is None else params.temperature
+    if _TEMPERATURE.violates(temperature):
         raise problems.validation("`temperature` must be strictly positive")
-    repetition_penalty = 1.0 if params.repetition_penalty is None else params.repetition_penalty
-    if repetition_penalty <= 0.0:
+    repetition_penalty = (
+        _NEUTRAL_REPETITION if params.repetition_penalty is None else params.repetition_penalty
+    )
+    if _REPETITION.violates(repetition_penalty):
         raise problems.validation("`repetition_penalty` must be strictly positive")
-    frequency_penalty = 0.0 if params.frequency_penalty is None else params.frequency_penalty
-    if not -2.0 <= frequency_penalty <= 2.0:
-        raise problems.validation("`frequency_penalty` must be >= -2.0 and <= 2.0")
-    top_p = 1.0
+    frequency_penalty = (
+        _NEUTRAL_FREQUENCY if params.frequency_penalty is None else params.frequency_penalty
+    )
+    if _FREQUENCY.violates(frequency_penalty):
+        low, high = _range(_FREQUENCY)
+        raise problems.validation(f"`frequency_penalty` must be >= {low} and <= {high}")
+    top_p = _NEUTRAL_TOP_P
     if params.top_p is not None:
-        if params.top_p <= 0.0 or params.top_p >= 1.0:
-            raise problems.validation("`top_p` must be > 0.0 and < 1.0")
+        if _TOP_P.violates(params.top_p):
+            low, high = _range(_TOP_P)
+            raise problems.validation(f"`top_p` must be > {low} and < {high}")
         top_p = params.top_p
-    typical_p = 1.0
+    typical_p = _NEUTRAL_TYPICAL_P
     if params.typical_p is not None:
-        if params.typical_p <= 0.0 or params.typical_p >= 1.0:
-            raise problems.validation("`typical_p` must be > 0.0 and < 1.0")
+        if _TYPICAL_P.violates(params.typical_p):
+            low, high = _range(_TYPICAL_P)
+            raise problems.validation(f"`typical_p` must be > {low} and < {high}")
         typical_p = params.typical_p
-    top_k = 0
+    top_k = _NEUTRAL_TOP_K
     if params.top_k is not None:
-        if params.top_k <= 0:
+        if _TOP_K.violates(params.top_k):
             raise problems.validation("`top_k` must be strictly positive")
         top_k = params.top_k
-    if params.max_new_tokens == 0:
+    if params.max_new_tokens is not None and _MAX_NEW_TOKENS.violates(params.max_new_tokens):
         raise problems.validation("`max_new_tokens` must be strictly positive")
     if len(params.stop) > limits.max_stop_sequences:
         raise problems.validation(
@@ -676,7 +684,7 @@ def validate(inputs: str, params: GenerateParams, limits: Limits) -> Validated:
     if not inputs:
         raise problems.validation("`inputs` cannot be empty")
     if params.truncate is not None and (
-        params.truncate == 0 or params.truncate > limits.max_input_tokens
+        _TRUNCATE.violates(params.truncate) or params.truncate > limits.max_input_tokens
     ):
         raise problems.validation(
             f"`truncate` must be strictly positive and less than {limits.max_input_tokens}. "
@@ -684,7 +692,11 @@ def validate(inputs: str, params: GenerateParams, limits: Limits) -> Validated:
         )
     # TGI's Python shard samples when asked to, or when any warper is active.
     do_sample = (
-        params.do_sample or temperature != 1.0 or top_k != 0 or top_p < 1.0 or typical_p < 1.0
+        params.do_sample
+        or temperature != _NEUTRAL_TEMPERATURE
+        or top_k != _NEUTRAL_TOP_K
+        or top_p < _NEUTRAL_TOP_P
+        or typical_p < _NEUTRAL_TYPICAL_P
     )
     sampling = Sampling(
         do_sample=do_sample,

@@ -8,27 +8,21 @@ anything is sent.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, fields
 from typing import Any
 
 from tgispy.errors import MalformedResponseError
+from tgispy.tgi._protocol import FEATURE_SINCE, INFO_FIELDS
 
 __all__ = ["PARAMETER_SINCE", "ServerInfo"]
 
 _VERSION = re.compile(r"\s*v?(\d+)(?:\.(\d+))?(?:\.(\d+))?")
 
-#: The first TGI version that knows each request feature. Older servers silently ignore unknown
-#: body fields, so sending one of these to them would lose it without a word.
-PARAMETER_SINCE: Mapping[str, tuple[int, int, int]] = {
-    "top_n_tokens": (1, 0, 3),
-    "chat": (1, 4, 0),
-    "frequency_penalty": (1, 4, 1),
-    "grammar": (1, 4, 1),
-    "adapter_id": (2, 1, 0),
-    "stream_options": (2, 3, 0),
-    "json_schema": (3, 3, 0),
-}
+#: The first TGI version that knows each request feature (derived from
+#: :data:`tgispy.tgi._protocol.FEATURE_SINCE`). Older servers silently ignore unknown body fields,
+#: so sending one of these to them would lose it without a word.
+PARAMETER_SINCE: Mapping[str, tuple[int, int, int]] = FEATURE_SINCE
 
 
 def _int_or_none(value: Any) -> int | None:
@@ -81,20 +75,13 @@ class ServerInfo:
             raise MalformedResponseError(
                 f"/info must return a JSON object, got {type(data).__name__}"
             )
-        max_input = _int_or_none(data.get("max_input_tokens"))
-        if max_input is None:
-            max_input = _int_or_none(data.get("max_input_length"))
-        return cls(
-            model_id=_str_or_none(data.get("model_id")),
-            version=_str_or_none(data.get("version")),
-            max_input_tokens=max_input,
-            max_total_tokens=_int_or_none(data.get("max_total_tokens")),
-            max_best_of=_int_or_none(data.get("max_best_of")),
-            max_stop_sequences=_int_or_none(data.get("max_stop_sequences")),
-            max_concurrent_requests=_int_or_none(data.get("max_concurrent_requests")),
-            max_client_batch_size=_int_or_none(data.get("max_client_batch_size")),
-            model_pipeline_tag=_str_or_none(data.get("model_pipeline_tag")),
-        )
+        values: dict[str, Any] = {}
+        for name, (read, formerly) in _READERS.items():
+            value = read(data.get(name))
+            if value is None and formerly is not None:
+                value = read(data.get(formerly))
+            values[name] = value
+        return cls(**values)
 
     @property
     def version_tuple(self) -> tuple[int, int, int] | None:
@@ -146,3 +133,13 @@ class ServerInfo:
     def supports_stream_usage(self) -> bool:
         """Chat ``stream_options.include_usage`` (TGI >= 2.3.0; True if unknown)."""
         return self.supports("stream_options")
+
+
+_READ_BY_TYPE = {"integer": _int_or_none, "string": _str_or_none}
+#: How each :class:`ServerInfo` field is read: by its JSON type in the protocol table, also
+#: under its former name (``max_input_length`` before TGI 2.1.0).
+_READERS: Mapping[str, tuple[Callable[[Any], Any], str | None]] = {
+    info.name: (_READ_BY_TYPE[info.json_type], info.formerly)
+    for info in INFO_FIELDS
+    if info.name in {f.name for f in fields(ServerInfo)}
+}

@@ -23,6 +23,13 @@ from typing import Any
 
 from tgispy.errors import InvalidRequestError
 from tgispy.tgi._info import PARAMETER_SINCE, ServerInfo
+from tgispy.tgi._protocol import (
+    GRAMMAR_TYPES,
+    PARAMETERS,
+    Field,
+    names_of,
+    route_fields,
+)
 
 __all__ = [
     "CHAT_KEYS",
@@ -52,58 +59,24 @@ CLIENT_ONLY_KEYS: frozenset[str] = frozenset(
     }
 )
 
-#: The generation keys :func:`generation_parameters` understands.
-GENERATE_KEYS: frozenset[str] = frozenset(
-    {
-        "max_tokens",
-        "max_new_tokens",
-        "temperature",
-        "do_sample",
-        "top_p",
-        "top_k",
-        "typical_p",
-        "seed",
-        "stop",
-        "best_of",
-        "repetition_penalty",
-        "frequency_penalty",
-        "truncate",
-        "watermark",
-        "return_full_text",
-        "decoder_input_details",
-        "details",
-        "top_n_tokens",
-        "grammar",
-        "adapter_id",
-    }
-)
+#: The generation keys :func:`generation_parameters` understands: TGI's generate parameters
+#: (:data:`tgispy.tgi._protocol.GENERATE_PARAMETERS`) and DSPy's name for ``max_new_tokens``.
+GENERATE_KEYS: frozenset[str] = frozenset(route_fields("generate")) | {"max_tokens"}
 
-#: The generation keys :func:`build_chat_request` understands.
-CHAT_KEYS: frozenset[str] = frozenset(
-    {
-        "max_tokens",
-        "max_new_tokens",
-        "max_completion_tokens",
-        "temperature",
-        "top_p",
-        "seed",
-        "stop",
-        "frequency_penalty",
-        "presence_penalty",
-        "logprobs",
-        "top_logprobs",
-        "response_format",
-        "grammar",
-        "tools",
-        "tool_choice",
-        "tool_prompt",
-        "adapter_id",
-    }
-)
+#: The generation keys :func:`build_chat_request` understands: the fields of TGI's chat body
+#: (:data:`tgispy.tgi._protocol.CHAT_FIELDS`) but those the builder sets itself or TGI ignores,
+#: and the TGI-native names the builder maps onto chat fields.
+CHAT_KEYS: frozenset[str] = (
+    frozenset(route_fields("chat"))
+    - {"messages", "model", "n", "stream", "stream_options", "logit_bias"}
+) | {"max_new_tokens", "grammar", "adapter_id"}
 
 _GENERATE_ACCEPTED = GENERATE_KEYS | CLIENT_ONLY_KEYS
 _CHAT_ACCEPTED = CHAT_KEYS | CLIENT_ONLY_KEYS
-_GRAMMAR_TYPES = ("json", "regex", "json_schema")
+_GRAMMAR_TYPES = tuple(g.name for g in GRAMMAR_TYPES if g.alias_of is None)
+_GRAMMAR_ALIASES = {g.name: g.alias_of for g in GRAMMAR_TYPES if g.alias_of is not None}
+_CHAT_FIELDS = route_fields("chat")
+_MAX_NEW_TOKENS = names_of("max_new_tokens")  # TGI's name first: it wins when names disagree
 _TOOL_CHOICES = ("auto", "none", "required")
 
 
@@ -160,11 +133,23 @@ def _probability(name: str, value: Any) -> float | None:
     if value is None:
         return None
     number = _number_arg(name, value)
-    if number == 1.0:
+    spec = PARAMETERS[name]
+    if number == spec.neutral:
         return None
-    if not 0.0 < number < 1.0:
-        raise _fail(f"{name} must be > 0 and < 1 (use 1.0 or None to turn it off), got {value!r}")
+    if spec.violates(number):
+        low, high = _bounds(name)
+        raise _fail(
+            f"{name} must be > {low:g} and < {high:g} (use {spec.neutral} or None to turn it "
+            f"off), got {value!r}"
+        )
     return number
+
+
+def _bounds(name: str, fields: Mapping[str, Field] = PARAMETERS) -> tuple[float, float]:
+    """The range of a two-sided field, for messages."""
+    spec = fields[name]
+    assert spec.minimum is not None and spec.maximum is not None
+    return spec.minimum.value, spec.maximum.value
 
 
 def _temperature(value: Any) -> float | None:
@@ -172,21 +157,20 @@ def _temperature(value: Any) -> float | None:
     if value is None:
         return None
     number = _number_arg("temperature", value)
-    if number < 0:
+    if _CHAT_FIELDS["temperature"].violates(number):  # the OpenAI routes' range: 0 is greedy
         raise _fail(f"temperature must be >= 0 (0 means greedy decoding), got {value!r}")
     return number if number > 0 else None
 
 
 def _max_new_tokens(kwargs: Mapping[str, Any], info: ServerInfo | None) -> int | None:
-    names = ("max_new_tokens", "max_tokens", "max_completion_tokens")
-    given = [(name, kwargs[name]) for name in names if kwargs.get(name) is not None]
+    given = [(name, kwargs[name]) for name in _MAX_NEW_TOKENS if kwargs.get(name) is not None]
     if not given:
         return None
     name, value = given[0]
     for other_name, other in given[1:]:
         if other != value:
             raise _fail(f"{name}={value!r} and {other_name}={other!r} disagree; pass only one")
-    if not _is_int(value) or value < 1:
+    if not _is_int(value) or value < PARAMETERS["max_new_tokens"].least_int:
         raise _fail(
             f"{name} must be a positive integer (the number of tokens to generate), got {value!r}"
         )
@@ -229,8 +213,9 @@ def _frequency_penalty(value: Any, info: ServerInfo | None) -> float | None:
     if value is None:
         return None
     number = _number_arg("frequency_penalty", value)
-    if not -2.0 <= number <= 2.0:
-        raise _fail(f"frequency_penalty must be between -2.0 and 2.0, got {value!r}")
+    if PARAMETERS["frequency_penalty"].violates(number):
+        low, high = _bounds("frequency_penalty")
+        raise _fail(f"frequency_penalty must be between {low} and {high}, got {value!r}")
     if number == 0.0 and info is not None and not info.supports("frequency_penalty"):
         return None  # 0 is "no penalty": nothing is lost by leaving it out for an old server
     _require(info, "frequency_penalty", "frequency_penalty")
@@ -247,8 +232,7 @@ def _grammar(value: Any, info: ServerInfo | None, name: str) -> dict[str, Any] |
             f"{{'type': 'regex', 'value': <regex>}}, got {value!r}"
         )
     kind = value["type"]
-    if kind == "json_object":  # TGI's alias for "json"
-        kind = "json"
+    kind = _GRAMMAR_ALIASES.get(kind, kind)  # "json_object" is TGI's alias for "json"
     inner = value["value"]
     if kind not in _GRAMMAR_TYPES:
         raise _fail(f"{name} type must be one of {', '.join(_GRAMMAR_TYPES)}, got {kind!r}")
@@ -275,7 +259,9 @@ def _adapter_id(value: Any, info: ServerInfo | None) -> str | None:
     return value
 
 
-# Boolean switches sent as given (``details`` stays on when ``n > 1`` needs it).
+# Boolean switches sent as given (``details`` stays on when ``n > 1`` needs it): the table's
+# boolean parameters but do_sample (tests/tgi/test_protocol.py holds them equal), listed in the
+# order the client has always checked and sent them, so the first bad one reported stays the same.
 _FLAGS = ("watermark", "return_full_text", "decoder_input_details", "details")
 
 
@@ -313,7 +299,7 @@ def generation_parameters(
     n = 1 if n is None else _int_arg("n", n, minimum=1)
     best_of = get("best_of")
     if best_of is not None:
-        best_of = _int_arg("best_of", best_of, minimum=1)
+        best_of = _int_arg("best_of", best_of, minimum=PARAMETERS["best_of"].least_int)
         if n > 1 and best_of != n:
             raise _fail(f"n={n} and best_of={best_of} disagree; pass only n")
     elif n > 1:
@@ -326,7 +312,12 @@ def generation_parameters(
     typical_p = _probability("typical_p", get("typical_p"))
     top_k = get("top_k")
     if top_k is not None:
-        top_k = _int_arg("top_k", top_k, minimum=1, hint=" (use None to turn top-k off)")
+        top_k = _int_arg(
+            "top_k",
+            top_k,
+            minimum=PARAMETERS["top_k"].least_int,
+            hint=" (use None to turn top-k off)",
+        )
     many = best_of is not None and best_of > 1
     explicit_zero = get("temperature") is not None and temperature is None
     if explicit_zero and (do_sample or many):
@@ -361,7 +352,7 @@ def generation_parameters(
 
     seed = get("seed")
     if seed is not None:
-        seed = _int_arg("seed", seed, minimum=0)
+        seed = _int_arg("seed", seed, minimum=PARAMETERS["seed"].least_int)
         if many:
             raise _fail(
                 f"seed cannot be combined with n/best_of={best_of} (TGI refuses a seed when it "
@@ -388,9 +379,11 @@ def generation_parameters(
 
     repetition_penalty = get("repetition_penalty")
     if repetition_penalty is not None:
-        if _number_arg("repetition_penalty", repetition_penalty) <= 0:
+        spec = PARAMETERS["repetition_penalty"]
+        if spec.violates(_number_arg("repetition_penalty", repetition_penalty)):
             raise _fail(
-                f"repetition_penalty must be > 0 (1.0 means no penalty), got {repetition_penalty!r}"
+                f"repetition_penalty must be > 0 ({spec.neutral} means no penalty), "
+                f"got {repetition_penalty!r}"
             )
         params["repetition_penalty"] = float(repetition_penalty)
 
@@ -400,7 +393,7 @@ def generation_parameters(
 
     truncate = get("truncate")
     if truncate is not None:
-        truncate = _int_arg("truncate", truncate, minimum=1)
+        truncate = _int_arg("truncate", truncate, minimum=PARAMETERS["truncate"].least_int)
         limit = info.max_input_tokens if info is not None else None
         if limit is not None and truncate > limit:
             raise _fail(
@@ -418,7 +411,9 @@ def generation_parameters(
 
     top_n_tokens = get("top_n_tokens")
     if top_n_tokens is not None:
-        top_n_tokens = _int_arg("top_n_tokens", top_n_tokens, minimum=0)
+        top_n_tokens = _int_arg(
+            "top_n_tokens", top_n_tokens, minimum=PARAMETERS["top_n_tokens"].least_int
+        )
         if top_n_tokens:  # 0 means "none"
             _require(info, "top_n_tokens", "top_n_tokens")
             params["top_n_tokens"] = top_n_tokens
@@ -636,7 +631,7 @@ def build_chat_request(
 
     seed = get("seed")
     if seed is not None:
-        body["seed"] = _int_arg("seed", seed, minimum=0)
+        body["seed"] = _int_arg("seed", seed, minimum=_CHAT_FIELDS["seed"].least_int)
     stop = _stop(get("stop"), info)
     if stop is not None:
         body["stop"] = stop
@@ -646,15 +641,20 @@ def build_chat_request(
     presence_penalty = get("presence_penalty")
     if presence_penalty is not None:
         number = _number_arg("presence_penalty", presence_penalty)
-        if not -2.0 <= number <= 2.0:
-            raise _fail(f"presence_penalty must be between -2.0 and 2.0, got {presence_penalty!r}")
+        if _CHAT_FIELDS["presence_penalty"].violates(number):
+            low, high = _bounds("presence_penalty", _CHAT_FIELDS)
+            raise _fail(
+                f"presence_penalty must be between {low} and {high}, got {presence_penalty!r}"
+            )
         body["presence_penalty"] = number
     logprobs = get("logprobs")
     if logprobs is not None:
         body["logprobs"] = _bool_arg("logprobs", logprobs)
     top_logprobs = get("top_logprobs")
     if top_logprobs is not None:
-        body["top_logprobs"] = _int_arg("top_logprobs", top_logprobs, minimum=0)
+        body["top_logprobs"] = _int_arg(
+            "top_logprobs", top_logprobs, minimum=_CHAT_FIELDS["top_logprobs"].least_int
+        )
         if body["top_logprobs"] and not body.get("logprobs"):
             raise _fail("top_logprobs needs logprobs=True")
 
