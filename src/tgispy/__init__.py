@@ -92,6 +92,7 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "move_kwargs": ("tgispy.signatures", "move_kwargs"),
     "new_to_old_field": ("tgispy.signatures", "new_to_old_field"),
     "signature_to_template": ("tgispy.signatures", "signature_to_template"),
+    "update_signatures": ("tgispy.signatures", "update_signatures"),
     "dsp": ("tgispy.dsp", None),
     "TypedPredictor": ("tgispy.functional", "TypedPredictor"),
     "TypedChainOfThought": ("tgispy.functional", "TypedChainOfThought"),
@@ -224,6 +225,7 @@ __all__ = [
     "set_attribute_by_name",
     "settings",
     "signature_to_template",
+    "update_signatures",
 ]
 # every self-hosted engine (issue 15), and DSPy 2.4's hosted clients that raise "out of scope"
 __all__ += ["Anyscale", "HFClientSGLang", "HFClientVLLM", "OllamaLocal", "OpenAI", "Together"]

@@ -173,3 +173,23 @@ def test_import_tgispy_leaves_the_issue_16_extras_unloaded() -> None:
     code = f"import sys, tgispy; print([m for m in {lazy!r} if m in sys.modules])"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_update_signatures_swaps_prompts_inside_the_block() -> None:
+    from tgispy.utils.dummies import DummyLM
+
+    qa = tgispy.Signature("question -> answer")
+    predict = tgispy.Predict(qa)
+    lm = DummyLM(["a\nNote: n", "b"])
+    tgispy.configure(lm=lm)
+    with tgispy.update_signatures({qa: tgispy.Signature("question -> answer, note", "New.")}):
+        predict(question="x")
+    predict(question="y")
+    first, second = (entry["prompt"] for entry in lm.history)
+    assert first.startswith("New.\n") and "Note: ${note}" in first
+    assert second.startswith("Given the fields `question`, produce the fields `answer`.")
+    with (
+        pytest.raises(ValueError, match="'answer' is missing"),
+        tgispy.update_signatures({qa: tgispy.Signature("question -> reply")}),
+    ):
+        pass

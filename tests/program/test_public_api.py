@@ -103,6 +103,7 @@ def test_public_names_are_pinned() -> None:
             "move_kwargs",
             "new_to_old_field",
             "signature_to_template",
+            "update_signatures",
             "dsp",
             "TypedPredictor",
             "TypedChainOfThought",

@@ -8,7 +8,9 @@ from tgispy.signatures._legacy import (
     OldOutputField,
     move_kwargs,
     new_to_old_field,
+    replace_signature,
     signature_to_template,
+    update_signatures,
 )
 from tgispy.signatures._signature import (
     Signature,
@@ -36,7 +38,9 @@ __all__ = [
     "make_signature",
     "move_kwargs",
     "new_to_old_field",
+    "replace_signature",
     "signature_to_template",
+    "update_signatures",
 ]
 
 _publish(__name__, globals(), __all__)

@@ -5,7 +5,8 @@ Kept for code that builds 2.3-style templates or reads fields the old way.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from tgispy.signatures._field import DSPY_FIELD_ARG_NAMES, FieldInfo
@@ -19,8 +20,12 @@ __all__ = [
     "OldOutputField",
     "move_kwargs",
     "new_to_old_field",
+    "replace_signature",
     "signature_to_template",
+    "update_signatures",
 ]
+
+_SWAPPED = ("__doc__", "_fields", "_input_fields", "_output_fields")
 
 
 def move_kwargs(**kwargs: Any) -> dict[str, Any]:
@@ -134,3 +139,63 @@ def signature_to_template(signature: Any, adapter: Any = None) -> Template:
     from tgispy.adapters._template import template_for  # adapters import signatures
 
     return template_for(signature)
+
+
+@contextlib.contextmanager
+def replace_signature(
+    signature: Any, new_signature: Any, validate_new_signature: bool = True
+) -> Iterator[None]:
+    """Give ``signature`` the instructions and fields of ``new_signature`` inside the block.
+
+    DSPy 2.4's ``Signature.replace``: every predictor built on ``signature`` sends the new
+    prompt until the block ends.
+
+    Raises:
+        ValueError: a field of ``signature`` is missing from ``new_signature`` (unless
+            ``validate_new_signature=False``).
+
+    Example:
+        >>> from tgispy import Signature
+        >>> qa = Signature("question -> answer")
+        >>> with replace_signature(qa, qa.with_instructions("Be brief.")):
+        ...     qa.instructions
+        'Be brief.'
+        >>> qa.instructions
+        'Given the fields `question`, produce the fields `answer`.'
+    """
+    if validate_new_signature:
+        for name in signature.fields:
+            if name not in new_signature.fields:
+                raise ValueError(
+                    f"Field '{name}' is missing from the updated signature '{new_signature}."
+                )
+    saved = {name: signature.__dict__[name] for name in _SWAPPED if name in signature.__dict__}
+    for name in _SWAPPED:
+        type.__setattr__(signature, name, getattr(new_signature, name))
+    try:
+        yield
+    finally:
+        for name in _SWAPPED:
+            if name in saved:
+                type.__setattr__(signature, name, saved[name])
+            else:
+                type.__delattr__(signature, name)
+
+
+@contextlib.contextmanager
+def update_signatures(
+    signature_map: Mapping[Any, Any], validate_new_signature: bool = True
+) -> Iterator[None]:
+    """Replace several signatures with updated versions inside the block (DSPy 2.4).
+
+    Example:
+        >>> from tgispy import Signature
+        >>> qa = Signature("question -> answer")
+        >>> with update_signatures({qa: qa.with_instructions("Be brief.")}):
+        ...     qa.instructions
+        'Be brief.'
+    """
+    with contextlib.ExitStack() as stack:
+        for old, new in signature_map.items():
+            stack.enter_context(replace_signature(old, new, validate_new_signature))
+        yield
