@@ -16,8 +16,10 @@ from typing import Any
 
 import pytest
 
+from tgispy.errors import InvalidRequestError
 from tgispy.server._config import ServerConfig, SimConfig
 from tgispy.server._front import Front
+from tgispy.server._problems import Problem
 from tgispy.server._sim import SimBackend
 from tgispy.server._validation import (
     _CHAT_FIELDS,
@@ -25,9 +27,17 @@ from tgispy.server._validation import (
     _PARAMETER_FIELDS,
     GenerateParams,
     Limits,
+    parse_generate,
+    validate,
 )
 from tgispy.testing import DEFAULT_INFO
-from tgispy.tgi import CHAT_KEYS, GENERATE_KEYS, ServerInfo
+from tgispy.tgi import (
+    CHAT_KEYS,
+    GENERATE_KEYS,
+    ServerInfo,
+    build_chat_request,
+    build_generate_request,
+)
 from tgispy.tgi._info import PARAMETER_SINCE
 from tgispy.tgi._protocol import (
     CHAT_FIELDS,
@@ -348,3 +358,72 @@ def test_client_keys_and_versions_come_from_the_table() -> None:
         if name in PARAMETERS:
             assert PARAMETERS[name].since == since
     assert FEATURE_SINCE["chat"] == ENDPOINTS["chat"].since
+
+
+# Messages whose numbers now come from the table, pinned byte for byte (share facts, not wording).
+_CLIENT_MESSAGES = [
+    ({"frequency_penalty": 2.5}, "frequency_penalty must be between -2.0 and 2.0, got 2.5"),
+    ({"repetition_penalty": 0}, "repetition_penalty must be > 0 (1.0 means no penalty), got 0"),
+    (
+        {"temperature": 0.5, "top_p": 1.5},
+        "top_p must be > 0 and < 1 (use 1.0 or None to turn it off), got 1.5",
+    ),
+    (
+        {"temperature": 0.5, "typical_p": 0},
+        "typical_p must be > 0 and < 1 (use 1.0 or None to turn it off), got 0",
+    ),
+    ({"temperature": -1}, "temperature must be >= 0 (0 means greedy decoding), got -1"),
+    ({"top_n_tokens": -1}, "top_n_tokens must be an integer >= 0, got -1"),
+    (
+        {"grammar": {"type": "yaml", "value": ""}},
+        "grammar type must be one of json, regex, json_schema, got 'yaml'",
+    ),
+]
+
+
+@pytest.mark.parametrize(("kwargs", "message"), _CLIENT_MESSAGES)
+def test_client_messages_keep_their_wording(kwargs: dict[str, Any], message: str) -> None:
+    with pytest.raises(InvalidRequestError) as caught:
+        build_generate_request("Hi", kwargs)
+    assert str(caught.value) == message
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"presence_penalty": 3}, "presence_penalty must be between -2.0 and 2.0, got 3"),
+        ({"top_logprobs": -1, "logprobs": True}, "top_logprobs must be an integer >= 0, got -1"),
+        ({"seed": -1}, "seed must be an integer >= 0, got -1"),
+    ],
+)
+def test_client_chat_messages_keep_their_wording(kwargs: dict[str, Any], message: str) -> None:
+    with pytest.raises(InvalidRequestError) as caught:
+        build_chat_request([{"role": "user", "content": "Hi"}], kwargs)
+    assert str(caught.value) == message
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        (GenerateParams(frequency_penalty=-2.5), "`frequency_penalty` must be >= -2.0 and <= 2.0"),
+        (GenerateParams(top_p=1.0), "`top_p` must be > 0.0 and < 1.0"),
+        (GenerateParams(typical_p=0.0), "`typical_p` must be > 0.0 and < 1.0"),
+        (GenerateParams(temperature=0.0), "`temperature` must be strictly positive"),
+        (GenerateParams(top_k=0), "`top_k` must be strictly positive"),
+        (GenerateParams(max_new_tokens=0), "`max_new_tokens` must be strictly positive"),
+    ],
+)
+def test_server_messages_keep_tgis_wording(params: GenerateParams, message: str) -> None:
+    with pytest.raises(Problem) as caught:
+        validate("Hi", params, Limits())
+    assert caught.value.message == f"Input validation error: {message}"
+    assert message in protocol_facts()["validation_messages"].values()  # TGI's own text
+
+
+def test_server_grammar_variant_message() -> None:
+    with pytest.raises(Problem) as caught:
+        parse_generate({"inputs": "x", "parameters": {"grammar": {"type": "xml", "value": 1}}})
+    assert caught.value.message == (
+        "Failed to deserialize the JSON body into the target type: parameters.grammar.type: "
+        "unknown variant `xml`, expected one of `json`, `json_object`, `regex`, `json_schema`"
+    )
