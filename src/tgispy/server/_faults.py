@@ -24,6 +24,7 @@ from tgispy.server import _problems as problems
 from tgispy.server import _protocol as proto
 from tgispy.server._config import SimConfig
 from tgispy.server._problems import Problem
+from tgispy.tgi._protocol import ENDPOINTS
 
 __all__ = ["Fault", "FaultPlan", "dropping", "with_faults"]
 
@@ -39,11 +40,11 @@ _JSON: Final = "application/json"
 _TGI_STATUSES: Final = frozenset({422, 424, 429, 500})
 #: routes that generate, and whether each always streams (``None``: the body's ``stream`` says)
 _ROUTES: Final[dict[str, bool | None]] = {
-    "/generate": False,
-    "/generate_stream": True,
+    ENDPOINTS["generate"].path: False,
+    ENDPOINTS["generate_stream"].path: True,
     "/": None,
-    "/v1/chat/completions": None,
-    "/v1/completions": None,
+    ENDPOINTS["chat"].path: None,
+    ENDPOINTS["completions"].path: None,
 }
 
 #: the request whose stream the sim engine drops half-way (set by with_faults)
