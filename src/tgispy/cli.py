@@ -25,6 +25,8 @@ SEED_QUESTION = "What is the capital of Paris?"
 _FORWARDED = {
     "serve": "Run the embedded TGI-compatible server (see `tgispy serve --help`).",
     "bench": "Run every benchmark against its anchors (--quick: under 5 minutes); see bench/.",
+    "serve-rm": "Serve a BM25 index of a passage file over ColBERTv2's HTTP protocol.",
+    "run-dspy2": "Run an unmodified DSPy 2.4 script (`import dspy`) on tgispy, this process only.",
 }
 
 
@@ -189,6 +191,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return server_main(args[1:])
     if args and args[0] == "bench":
         return _bench(args[1:])
+    if args and args[0] == "serve-rm":
+        from tgispy.retrieve._serve import main as serve_rm
+
+        return serve_rm(args[1:])
+    if args and args[0] == "run-dspy2":
+        from tgispy.compat.__main__ import main as run_dspy2
+
+        return run_dspy2(args[1:])
     try:
         if args[:2] == ["run", "merge"]:
             from tgispy.evaluate._run import merge_results
