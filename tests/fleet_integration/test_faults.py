@@ -17,7 +17,6 @@ import pytest
 from tgispy.errors import (
     AllReplicasFailedError,
     NoHealthyReplicaError,
-    TGIError,
     TGITimeoutError,
     TransportError,
     ValidationError,
