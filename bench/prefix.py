@@ -224,7 +224,10 @@ def row(
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--replicas", default="2,3", help="comma-separated K values")
-    parser.add_argument("--strategies", default="prefix,p2c,round_robin")
+    parser.add_argument(
+        "--strategies", default="prefix,p2c,round_robin", help="in run order; repeats allowed"
+    )
+    parser.add_argument("--workloads", default="few-shot,prefix-free")
     parser.add_argument("--programs", type=int, default=7, help="M distinct prefixes")
     parser.add_argument("--examples", type=int, default=3, help="examples per program")
     parser.add_argument("--prefix-tokens", type=int, default=1000)
@@ -260,7 +263,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 in_flight = args.in_flight or k
                 # one short request per replica first: a fresh server's first answer is slow
                 runner.run(run(urls, "round_robin", prefix_free(k, 10, -1), k, 1, 60.0))
-                for strategy in strategies:
+                few_shot = strategies if "few-shot" in args.workloads.split(",") else []
+                for strategy in few_shot:
                     # fresh programs for every run: no replica has seen them (llama.cpp keeps
                     # evicted prefixes in host memory, so flushing the slots would not do)
                     runs += 1
@@ -281,6 +285,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                     rows.append(row("few-shot", k, strategy, result, args.fast))
                     progress(f"  {rows[-1]}")
                 free_strategies = [s for s in strategies if s in ("prefix", "p2c")]
+                if "prefix-free" not in args.workloads.split(","):
+                    free_strategies = []
                 for strategy in free_strategies if args.free_requests else []:
                     runs += 1
                     free = prefix_free(args.free_requests, args.free_tokens, runs)
