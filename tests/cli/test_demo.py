@@ -139,3 +139,20 @@ def test_stats_lines_summarize_each_replica() -> None:
         "http://a:1: 2 requests, 1 failures, latency p50 0.25 s, p99 2.00 s",
         "http://b:2: 0 requests, 0 failures, no latency yet",
     ]
+
+
+def test_a_failing_step_is_labelled_and_the_demo_exits_1() -> None:
+    # Nothing listens on port 1: every step that calls the LM fails, shown as such, no traceback.
+    out = subprocess.run(
+        [*TGISPY, "demo", "--url", "http://127.0.0.1:1"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert out.returncode == 1, out.stderr
+    assert "Traceback" not in out.stdout + out.stderr
+    story = steps(out.stdout)
+    for number in (1, 2, 3, 4):
+        (result,) = results(story[number])
+        assert result[0] == "error" and result[2] == "failed, not an answer", result
