@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import logging
 import random
@@ -98,6 +99,8 @@ class TGIClient:
             the header values.
         clock: monotonic seconds, for deadlines, routing and the retry budget (tests inject one).
         sleep: the async sleep used for backoff and waits (tests inject one).
+        health_path: the route probed before an ejected replica takes traffic again
+            (``/health``; Ollama answers ``GET /``).
         resolver: async ``(host, port) -> addresses`` for ``RoutingPolicy(discovery_interval=)``
             (default: the event loop's ``getaddrinfo``).
 
@@ -122,6 +125,7 @@ class TGIClient:
         clock: Callable[[], float] = time.monotonic,
         sleep: Sleep = asyncio.sleep,
         resolver: Resolver | None = None,
+        health_path: str = "/health",
     ) -> None:
         self.urls = tuple(urls)
         self.timeout = timeout or Timeout()
@@ -129,6 +133,7 @@ class TGIClient:
         self.routing = routing or RoutingPolicy()
         self.clock = clock
         self._sleep = sleep
+        self._health_path = health_path
         self._rng = rng or random.Random()
         self._transport: AsyncTransport = transport or AiohttpTransport(verify=verify)
         self._headers = {"Content-Type": "application/json", **(headers or {})}
@@ -137,6 +142,8 @@ class TGIClient:
         self._replicas = ReplicaSet(self.urls, self.routing, clock=clock, rng=self._rng)
         self._budget = RetryBudget(self.retry, clock=clock)
         self._info: dict[str, ServerInfo | None] = {}
+        self._merged: ServerInfo | None = None
+        self._info_complete = False
         self._info_failed_at: dict[str, float] = {}
         self._info_locks: dict[int, asyncio.Lock] = {}
         # ---- fleet extras (issue 18): each is off unless its policy asks for it ----
@@ -159,8 +166,12 @@ class TGIClient:
     # ---- /info --------------------------------------------------------------------------------
     def cached_info(self) -> ServerInfo | None:
         """The merged server limits when known, without any I/O."""
-        infos = [i for i in self._info.values() if i is not None]
-        return _merge_infos(infos) if infos else None
+        return self._merged
+
+    def _remember_info(self, url: str, info: ServerInfo) -> None:
+        self._info[url] = info
+        self._merged = _merge_infos([i for i in self._info.values() if i is not None])
+        self._info_complete = all(u in self._info for u in self.urls)
 
     async def server_info(self, *, started_at: float | None = None) -> ServerInfo | None:
         """Fetch ``/info`` from every replica not yet known (once, cached) and merge the limits.
@@ -170,6 +181,8 @@ class TGIClient:
         spend attempts on it. When no replica answers, returns ``None`` and callers validate only
         static rules.
         """
+        if self._info_complete:  # the hot path: every replica's limits are known
+            return self._merged
         now = self.clock()
         missing = [
             u
@@ -184,7 +197,7 @@ class TGIClient:
                 if missing:
                     limit = self._info_limit(started_at)
                     await asyncio.gather(*(self._fetch_info(u, limit) for u in missing))
-        return self.cached_info()
+        return self._merged
 
     def _info_limit(self, started_at: float | None) -> float:
         limit = min(self.timeout.connect or _INFO_WAIT, _INFO_WAIT)
@@ -216,7 +229,7 @@ class TGIClient:
             if isinstance(err, ConnectError):
                 self._replicas.on_probe_result(url, False, str(err))
             return
-        self._info[url] = info
+        self._remember_info(url, info)
         self._replicas.set_capacity(url, info.max_concurrent_requests)
 
     # ---- one exchange -------------------------------------------------------------------------
@@ -468,12 +481,12 @@ class TGIClient:
             limit = max(min(limit, remaining), 0.001)
         try:
             async with asyncio.timeout(limit):
-                resp = await self.get(url, "/health", total=limit)
+                resp = await self.get(url, self._health_path, total=limit)
         except Exception as exc:
             return False, str(self._as_error(exc, url))
         if resp.status == 200:
             return True, None
-        return False, f"GET /health answered {resp.status}"
+        return False, f"GET {self._health_path} answered {resp.status}"
 
     def _timeouts(self, plan: RetryPlan) -> AttemptTimeouts:
         total = self.timeout.total
@@ -573,6 +586,7 @@ class TGIClient:
         urls = await self._discovery.refresh(timeout=min(self.timeout.connect or 5.0, 5.0))
         self._replicas.update(urls)
         self.urls = self._replicas.urls
+        self._info_complete = all(u in self._info for u in self.urls)
 
     def stats(self) -> dict[str, dict[str, Any]]:
         """Per replica: requests, errors by kind, ejections, in-flight, latency p50/p99, and
@@ -739,25 +753,17 @@ def _parse_chat_chunk(data: str, replica: str) -> ChatChunk | None:
     return parse_chat_chunk(data, replica=replica)
 
 
-def _merge_infos(infos: Sequence[ServerInfo]) -> ServerInfo:
-    """The limits every replica accepts: the minimum of each known limit."""
-    if len(infos) == 1:
-        return infos[0]
-
-    def low(name: str) -> int | None:
-        values = [getattr(i, name) for i in infos if getattr(i, name) is not None]
-        return min(values) if values else None
-
+def _merge_infos(infos: Sequence[ServerInfo]) -> ServerInfo | None:
+    """The limits every replica accepts: the minimum of each known integer limit; the model and
+    pipeline of the first, the version of the oldest."""
+    if len(infos) <= 1:
+        return infos[0] if infos else None
+    limits: dict[str, Any] = {}
+    for f in dataclasses.fields(ServerInfo):
+        values = [getattr(i, f.name) for i in infos]
+        ints = [v for v in values if isinstance(v, int) and not isinstance(v, bool)]
+        if ints and all(v is None or isinstance(v, int) for v in values):
+            limits[f.name] = min(ints)
     versions = [i for i in infos if i.version_tuple is not None]
     oldest = min(versions, key=lambda i: i.version_tuple or (0, 0, 0)) if versions else infos[0]
-    return ServerInfo(
-        model_id=infos[0].model_id,
-        version=oldest.version,
-        max_input_tokens=low("max_input_tokens"),
-        max_total_tokens=low("max_total_tokens"),
-        max_best_of=low("max_best_of"),
-        max_stop_sequences=low("max_stop_sequences"),
-        max_concurrent_requests=low("max_concurrent_requests"),
-        max_client_batch_size=low("max_client_batch_size"),
-        model_pipeline_tag=infos[0].model_pipeline_tag,
-    )
+    return dataclasses.replace(infos[0], version=oldest.version, **limits)
