@@ -173,3 +173,33 @@ async def test_unexpected_exceptions_become_typed_errors() -> None:
         await client.post("/generate", {"inputs": "q"}, parse)
     assert info.value.replica == A
     assert isinstance(info.value.__cause__, RuntimeError)
+
+
+async def test_health_probes_use_the_configured_path() -> None:
+    """Ollama has no /health: an ejected replica must be probed on the path the engine has."""
+    time = Time()
+    down = {"yes": True}
+
+    def handle(req: Recorded) -> Reply:
+        if req.method == "GET":
+            return Reply(200, b"Ollama is running") if req.path == "/" else Reply(404, b"")
+        return Reply.refuse_connection() if down["yes"] else Reply.generate("back")
+
+    transport = MockTransport(handle, all_routes=True)
+    client = TGIClient(
+        [A],
+        retry=RetryPolicy.none(),
+        routing=RoutingPolicy(eject_consecutive_failures=1),
+        transport=transport,
+        clock=time.clock,
+        sleep=time.sleep,
+        health_path="/",
+    )
+    with pytest.raises(TGIError):
+        await client.post("/api/generate", {"prompt": "q"}, parse)
+    assert client.stats()[A]["ejected"]
+    down["yes"] = False
+    time.clock.advance(5.0)
+    text, _ = await client.post("/api/generate", {"prompt": "q"}, parse)
+    assert text == "back"
+    assert [(r.method, r.path) for r in transport.requests if r.method == "GET"] == [("GET", "/")]
