@@ -285,3 +285,19 @@ async def test_mock_transport_needs_no_event_loop_tricks() -> None:
     lm = lm_over(MockTransport([Reply.generate("async ok")]))
     assert await lm.acall("x") == ["async ok"]
     await asyncio.sleep(0)
+
+
+@pytest.mark.model
+@pytest.mark.parametrize(
+    "kwargs",
+    [{"max_tokens": 6, "stop": []}, {"max_tokens": 40, "stop": ["."]}, {"max_tokens": 40}],
+    ids=["length", "stop-sequence", "dspy-default-stops"],
+)
+def test_stream_joins_to_the_non_streamed_text_on_the_real_model(
+    model_server: Any, kwargs: dict[str, Any]
+) -> None:
+    lm = dspy.HFClientTGI("m", model_server.port, "http://127.0.0.1", cache=False, temperature=0)
+    prompt = "The three primary colors are"
+    whole = lm(prompt, **kwargs)[0]
+    assert whole
+    assert "".join(lm.stream(prompt, **kwargs)) == whole
