@@ -337,14 +337,18 @@ async def test_stats_report_each_replica(start: StartReplica) -> None:
         ),
     )
 
-    # A call on the steady replica takes ~100 ms: after 20 ms all eight are in flight.
-    only_steady = client([steady])
-    tasks = [asyncio.create_task(_answer(only_steady, f"q{i}")) for i in range(8)]
-    await asyncio.sleep(0.02)
-    assert only_steady.stats()[steady.url]["in_flight"] == 8
+    # A call on a slow replica takes ~1 s: all eight are in flight together long before any
+    # ends (polled, not slept: a loaded machine may take a while to start them).
+    slow = await start(sim(token_latency_s=50 * TOKEN_S))
+    only_slow = client([slow])
+    tasks = [asyncio.create_task(_answer(only_slow, f"q{i}")) for i in range(8)]
+    for _ in range(80):
+        if only_slow.stats()[slow.url]["in_flight"] == 8:
+            break
+        await asyncio.sleep(0.01)
+    assert only_slow.stats()[slow.url]["in_flight"] == 8
     assert await asyncio.gather(*tasks) == [EXPECTED] * 8
-    assert only_steady.stats()[steady.url]["in_flight"] == 0
-    steady.requests.clear()
+    assert only_slow.stats()[slow.url]["in_flight"] == 0
 
     # /generate only: the server's metrics count the 429s it answers there.
     outcomes = await _run(lm, 100, streams=False)

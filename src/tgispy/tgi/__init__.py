@@ -5,6 +5,7 @@ policies are pure and I/O-free; :class:`TGIClient` is the thin async shell that 
 """
 
 from tgispy._public import publish as _publish
+from tgispy.tgi._affinity import route_key
 from tgispy.tgi._client import Meta, TGIClient
 from tgispy.tgi._errors import error_from_payload, error_from_response, parse_retry_after
 from tgispy.tgi._info import ServerInfo
@@ -31,15 +32,28 @@ from tgispy.tgi._response import (
     usage_from_headers,
 )
 from tgispy.tgi._sse import SSEDecoder
+from tgispy.tgi._tracing import disable_tracing, enable_tracing
+from tgispy.tgi._transport import (
+    AiohttpTransport,
+    AsyncTransport,
+    AttemptTimeouts,
+    HTTPRequest,
+    HTTPResponse,
+)
 
 __all__ = [
     "CHAT_KEYS",
     "CLIENT_ONLY_KEYS",
     "GENERATE_KEYS",
+    "AiohttpTransport",
+    "AsyncTransport",
+    "AttemptTimeouts",
     "ChatChunk",
     "ChatResponse",
     "GenerateResponse",
     "GeneratedSequence",
+    "HTTPRequest",
+    "HTTPResponse",
     "Meta",
     "RetryPolicy",
     "RoutingPolicy",
@@ -51,6 +65,8 @@ __all__ = [
     "Token",
     "build_chat_request",
     "build_generate_request",
+    "disable_tracing",
+    "enable_tracing",
     "error_from_payload",
     "error_from_response",
     "generation_parameters",
@@ -59,6 +75,7 @@ __all__ = [
     "parse_generate_response",
     "parse_retry_after",
     "parse_stream_event",
+    "route_key",
     "usage_from_headers",
 ]
 
