@@ -175,6 +175,16 @@ class LM:
     #: ``"chat"`` when prompts should go out as chat messages (see ``HFClientTGI(mode=...)``)
     mode: Any = None
 
+    def __new__(cls, *args: Any, **kwargs: Any) -> LM:
+        # DSPy 2.4.17's ``dspy.LM("openai/gpt-4o-mini", api_base=...)`` is a client, not this
+        # base class: a "provider/model" name given to ``LM`` itself builds that client.
+        model = args[0] if args else kwargs.get("model")
+        if cls is LM and isinstance(model, str) and "/" in model:
+            from tgispy.lm._provider import ProviderLM
+
+            return ProviderLM(*args, **kwargs)
+        return super().__new__(cls)
+
     def __init__(self, model: str, *, history_size: int | None = 1000, **kwargs: Any) -> None:
         self.model = model
         self.kwargs: dict[str, Any] = {

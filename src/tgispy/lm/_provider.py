@@ -76,6 +76,8 @@ class ProviderLM(FleetLM):
         cache: Any = True,
         **kwargs: Any,
     ) -> None:
+        if self.__dict__.get("_provider_ready"):
+            return  # built by ``LM(...)``, whose __new__ returned us: Python calls __init__ again
         if not isinstance(model, str) or "/" not in model:
             raise ConfigError(
                 f"model must be 'provider/model' (e.g. 'openai/gpt-4o-mini' or "
@@ -120,6 +122,7 @@ class ProviderLM(FleetLM):
         )
         self.provider_model = model
         self.cache = cache
+        self._provider_ready = True
 
     def _text_prompt(self, messages: Sequence[Mapping[str, Any]]) -> str:
         # 2.4.17's text completion: the contents joined by blank lines, then "BEGIN RESPONSE:"

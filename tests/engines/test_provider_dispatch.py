@@ -1,0 +1,27 @@
+"""DSPy 2.4.17's ``dspy.LM("provider/model", ...)`` builds the provider client, once."""
+
+from __future__ import annotations
+
+import tgispy as dspy
+from tgispy.lm._provider import ProviderLM
+from tgispy.testing import MockTransport, Reply
+
+
+def test_lm_with_a_provider_name_is_the_provider_client() -> None:
+    transport = MockTransport(
+        lambda req: Reply(404, b"") if req.method == "GET" else Reply.chat("Paris")
+    )
+    lm = dspy.LM(
+        "openai/my-model", api_base="http://vllm.test:8000/v1", cache=False, transport=transport
+    )
+    assert isinstance(lm, ProviderLM) and lm.model == "my-model"
+    assert lm("Capital of France?") == ["Paris"]
+    assert [r.path for r in transport.requests if r.method == "POST"] == ["/v1/chat/completions"]
+
+
+def test_subclasses_and_plain_names_are_untouched() -> None:
+    class Echo(dspy.LM):
+        async def acomplete(self, prompt, **kwargs):  # type: ignore[no-untyped-def]
+            raise NotImplementedError
+
+    assert type(Echo("a/b")) is Echo
