@@ -204,3 +204,35 @@ def test_a_forked_child_gets_its_own_worker(tmp_path: Path) -> None:
         assert reopened.get(key_for("child via parent's object")) == {"from": "child"}
         assert reopened.get(key_for("child")) == {"from": "child"}
     disk.close()
+
+
+def test_the_key_filter_stays_small_and_exact_enough(tmp_path: Path) -> None:
+    import tracemalloc
+
+    directory = tmp_path / "c"
+    keys = [key_for(f"p{i}") for i in range(40_000)]
+    with DiskCache(directory):
+        pass
+    con = sqlite3.connect(directory / "tgispy-cache.sqlite3")
+    try:
+        with con:
+            con.executemany(
+                "INSERT INTO entries (key, value) VALUES (?, '1')", ((k,) for k in keys)
+            )
+    finally:
+        con.close()
+    tracemalloc.start()
+    try:
+        disk = DiskCache(directory)
+        wait_until_loaded(disk)
+        held, _ = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    try:
+        # 40,000 keys in a set of hashes held ~2.6 MB; the Bloom filters hold 168 KiB.
+        assert held < 1_000_000, held
+        assert all(disk._keys.may_contain(k) for k in keys)  # never a false negative
+        absent = sum(disk._keys.may_contain(key_for(f"absent {i}")) for i in range(20_000))
+        assert absent < 20_000 * 0.02  # false positives (a read that misses) stay rare
+    finally:
+        disk.close()

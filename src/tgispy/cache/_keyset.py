@@ -1,34 +1,74 @@
 """The disk tier's key filter: which keys this process knows may be on disk.
 
 A miss-only workload (every call a new prompt) would otherwise pay one SQLite read per call to
-learn that the key is absent. The filter holds the hash of every key on disk, loaded once when the
-directory is opened (in steps, on the disk worker, while calls go on) and kept up to date by this
-process's own writes; a key that is not in it is a miss without touching SQLite.
+learn that the key is absent. The filter (a scalable Bloom filter over the keys' hashes) is loaded
+once when the directory is opened (in steps, on the disk worker, while calls go on) and kept up
+to date by this process's own writes; a key that is not in it is a miss without touching SQLite.
 
 What it cannot know: entries that *another process* (or another :class:`DiskCache` over the same
 directory) writes after this one loaded its filter. Those read as misses here, and the next
 result is simply generated and stored again: it is a cache, a miss is always allowed. Entries
-evicted or cleared behind our back only cost a read that then misses. Until the load finishes,
-and for directories with more than :data:`MAX_KEYS` entries, every key "may be present".
+evicted or cleared behind our back, and the filter's false positives (about 1 in 200), only cost
+a read that then misses. Until the load finishes, every key "may be present".
 
-Memory: about 60 bytes per entry on disk (a set of ints), e.g. 6 MB for 100,000 entries.
+Memory: 16 bits per key in filters that grow 4 times at a time, so at most about 7 bytes per
+key: 8 KiB at first, 0.7 MB for 100,000 entries, 2.7 MB for a million.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator
 from itertools import islice
 
-__all__ = ["MAX_KEYS", "KeyFilter", "KeyLoader"]
+__all__ = ["STEP", "KeyFilter", "KeyLoader"]
 
-#: beyond this many entries on disk the filter gives up (every key "may be present")
-MAX_KEYS = 1_000_000
 #: keys loaded per step of the load (the worker serves reads and writes between steps)
 STEP = 2_000
+#: bits per key and bit positions per key of each Bloom filter: about 0.6% false positives
+_BITS_PER_KEY = 16
+_PROBES = 3
+#: keys the first filter holds; each next one holds 4 times as many
+_FIRST_CAPACITY = 4_096
+_GROWTH = 4
+
+
+class _Bloom:
+    """One fixed-size Bloom filter over ``hash(key)`` (double hashing of its two halves)."""
+
+    __slots__ = ("bits", "capacity", "count", "mask")
+
+    def __init__(self, capacity: int) -> None:
+        size = 1 << max(10, (capacity * _BITS_PER_KEY - 1).bit_length())  # a power of two
+        self.bits = bytearray(size // 8)
+        self.mask = size - 1
+        self.capacity = capacity
+        self.count = 0
+
+    def add(self, h: int) -> None:
+        bits, mask = self.bits, self.mask
+        step = (h >> 32) | 1
+        for i in range(_PROBES):
+            pos = (h + i * step) & mask
+            bits[pos >> 3] |= 1 << (pos & 7)
+        self.count += 1
+
+    def __contains__(self, h: int) -> bool:
+        bits, mask = self.bits, self.mask
+        step = (h >> 32) | 1
+        for i in range(_PROBES):
+            pos = (h + i * step) & mask
+            if not bits[pos >> 3] & (1 << (pos & 7)):
+                return False
+        return True
 
 
 class KeyFilter:
-    """A set of key hashes with a "not loaded yet" state; thread-safe under the GIL.
+    """Which keys may be on disk: a scalable Bloom filter with a "not loaded yet" state.
+
+    A key never added is reported absent, except for about 1 in 200 false positives (which only
+    cost an SQLite read that then misses). Memory: at most about 7 bytes per key.
+    Lookups take no lock; adds take one (two threads setting bits of one byte must not lose one).
 
     Example:
         >>> f = KeyFilter()
@@ -39,51 +79,68 @@ class KeyFilter:
         (False, None, True)
     """
 
-    __slots__ = ("_hashes", "_loaded", "epoch", "usable")
+    __slots__ = ("_blooms", "_loaded", "_lock", "epoch", "usable")
 
     def __init__(self) -> None:
-        self._hashes: set[int] = set()
+        self._blooms = [_Bloom(_FIRST_CAPACITY)]
         self._loaded = False
+        self._lock = threading.Lock()
         self.usable = True
         self.epoch = 0
 
     def may_contain(self, key: str) -> bool:
         """False only when ``key`` is known absent from disk."""
-        return not self._loaded or hash(key) in self._hashes
+        if not self._loaded:
+            return True
+        h = hash(key)
+        return any(h in bloom for bloom in self._blooms)
 
     @property
     def loaded(self) -> bool:
         return self._loaded
 
+    @property
+    def nbytes(self) -> int:
+        """Memory held by the filter's bits."""
+        return sum(len(bloom.bits) for bloom in self._blooms)
+
     def add(self, key: object) -> None:
-        if self.usable:
-            self._hashes.add(hash(key))
+        with self._lock:
+            self._add(hash(key))
+
+    def _add(self, h: int) -> None:
+        blooms = self._blooms
+        bloom = blooms[-1]
+        if bloom.count >= bloom.capacity:
+            bloom = _Bloom(bloom.capacity * _GROWTH)
+            self._blooms = [*blooms, bloom]
+        bloom.add(h)
 
     def add_loaded(self, epoch: int, keys: list[object]) -> None:
-        if epoch != self.epoch or not self.usable:
-            return
-        hashes = self._hashes
-        for key in keys:
-            hashes.add(hash(key))
-        if len(hashes) > MAX_KEYS:
-            self.give_up()
+        with self._lock:
+            if epoch != self.epoch or not self.usable:
+                return
+            for key in keys:
+                self._add(hash(key))
 
     def mark_loaded(self, epoch: int) -> None:
         if epoch == self.epoch and self.usable:
             self._loaded = True
 
     def give_up(self) -> None:
-        """Too many keys (or the load failed): every key may be present from now on."""
-        self.usable = False
-        self._loaded = False
-        self._hashes = set()
+        """The load failed: every key may be present from now on."""
+        with self._lock:
+            self.usable = False
+            self._loaded = False
+            self._blooms = [_Bloom(_FIRST_CAPACITY)]
 
     def reset_empty(self) -> None:
         """The disk was cleared: nothing is on it (a load in progress is abandoned)."""
-        self.epoch += 1
-        self._hashes = set()
-        self.usable = True
-        self._loaded = True
+        with self._lock:
+            self.epoch += 1
+            self._blooms = [_Bloom(_FIRST_CAPACITY)]
+            self.usable = True
+            self._loaded = True
 
 
 class KeyLoader:
