@@ -187,7 +187,7 @@ def sglang(respond: Respond, *, max_model_len: int = 4096) -> Callable[[Recorded
 def ollama(
     respond: Respond, *, models: tuple[str, ...] = ("llama3.2",)
 ) -> Callable[[Recorded], Reply]:
-    """Ollama v0.32.15 native API: options, num_predict, format; n ignored; NDJSON by default."""
+    """Ollama v0.32.15 native API: options, num_predict, format; n ignored; NDJSON streams."""
 
     def handle(req: Recorded) -> Reply:
         if req.method == "GET" and req.path == "/":
@@ -208,8 +208,7 @@ def ollama(
                                               "llama.context_length": 131072}})  # fmt: skip
         if body.get("model") not in models:
             return Reply(404, {"error": f"model '{body.get('model')}' not found"})
-        if body.get("stream", True):
-            return Reply(400, {"error": "this double answers only stream: false"})
+        stream = body.get("stream", True)
         chat = req.path == "/api/chat"
         source = body["messages"] if chat else body["prompt"]
         options = body.get("options", {})
@@ -220,6 +219,23 @@ def ollama(
         out: dict[str, Any] = {"model": body["model"], "created_at": "2026-01-01T00:00:00Z",
                                "done": True, "done_reason": "stop", "prompt_eval_count": 9,
                                "eval_count": 2, "total_duration": 1000}  # fmt: skip
+        if stream:
+            # NDJSON (docs/api.md "Streaming responses"): one object per piece with done: false,
+            # then the final object with done: true, done_reason and the counts, empty text
+            lines = []
+            for piece in re.findall(r"\s*\S+", text) or [text]:
+                part: dict[str, Any] = {"model": body["model"], "done": False}
+                if chat:
+                    part["message"] = {"role": "assistant", "content": piece}
+                else:
+                    part["response"] = piece
+                lines.append(json.dumps(part).encode() + b"\n")
+            if chat:
+                out["message"] = {"role": "assistant", "content": ""}
+            else:
+                out["response"] = ""
+            lines.append(json.dumps(out).encode() + b"\n")
+            return Reply(200, sse=tuple(lines), headers={"Content-Type": "application/x-ndjson"})
         if chat:
             out["message"] = {"role": "assistant", "content": text}
         else:

@@ -300,5 +300,20 @@ def test_chat_stream_over_sglang_and_ollama() -> None:
     assert entry["messages"] == messages and entry["finish_reasons"] == ["stop"]
     assert entry["usage"]["total_tokens"] == 11
     ollama, ollama_transport = ollama_lm(model_type="chat")
-    assert list(ollama.chat_stream(messages)) == [" 4"]  # NDJSON pending: one piece
-    assert posts(ollama_transport)[0].json["stream"] is False
+    del ollama, ollama_transport
+    # Ollama streams NDJSON (one JSON object a line), chat and generate alike
+    for model_type, path in (("chat", "/api/chat"), ("text", "/api/generate")):
+        transport = MockTransport(doubles.ollama(lambda source, body: "Paris is the capital."))
+        ollama = dspy.OllamaLocal(
+            model="llama3.2",
+            model_type=model_type,
+            base_url="http://ollama.test:11434",
+            cache=False,
+            transport=transport,
+        )
+        pieces = list(ollama.chat_stream(messages) if model_type == "chat" else ollama.stream("q"))
+        assert len(pieces) > 1 and "".join(pieces) == "Paris is the capital."
+        (post,) = posts(transport)
+        assert post.path == path and post.json["stream"] is True
+        entry = ollama.history[-1]
+        assert entry["finish_reasons"] == ["stop"] and entry["usage"]["total_tokens"] == 11

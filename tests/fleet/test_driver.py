@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 
 import pytest
@@ -203,3 +204,40 @@ async def test_health_probes_use_the_configured_path() -> None:
     text, _ = await client.post("/api/generate", {"prompt": "q"}, parse)
     assert text == "back"
     assert [(r.method, r.path) for r in transport.requests if r.method == "GET"] == [("GET", "/")]
+
+
+async def test_ndjson_streams_are_cut_into_lines_across_chunks() -> None:
+    chunks = (b'{"n": 1}\n{"n"', b": 2}\n\n", b'{"n": 3, "done": true}')
+    transport = MockTransport([Reply(200, sse=chunks)])
+    client = TGIClient([A], transport=transport)
+    events = [
+        e
+        async for e in client.stream(
+            "/api/generate",
+            {"prompt": "q"},
+            lambda data, replica: json.loads(data),
+            last=lambda e: e.get("done") is True,
+            framing="ndjson",
+        )
+    ]
+    assert [e["n"] for e in events] == [1, 2, 3]
+
+
+async def test_an_engines_own_error_mapping_is_used() -> None:
+    seen: list[tuple[int, bytes]] = []
+
+    def engine_errors(
+        status: int,
+        body: bytes | str,
+        *,
+        replica: str | None = None,
+        headers: object = None,
+    ) -> TGIError:
+        seen.append((status, body if isinstance(body, bytes) else body.encode()))
+        return ValidationError("model 'x' not found", status=status, replica=replica)
+
+    transport = MockTransport([Reply(404, {"error": "model 'x' not found"})])
+    client = TGIClient([A], transport=transport)
+    with pytest.raises(ValidationError, match="not found"):
+        await client.post("/api/generate", {"prompt": "q"}, parse, errors=engine_errors)
+    assert seen and seen[0][0] == 404

@@ -20,7 +20,7 @@ from typing import Any, Literal
 from tgispy._sync import iterate_sync, run_sync
 from tgispy.engines import Constraint, Dialect, Limits, Request, Result, dialect_for
 from tgispy.engines._detect import PROBES, classify, detected_engine, mismatch
-from tgispy.errors import ConfigError, NoHealthyReplicaError, TGIError
+from tgispy.errors import ConfigError
 from tgispy.lm._base import LM, Completion, Generation
 from tgispy.lm._tgi import _from_cache, _key, _resolve_cache, _sum_usage, _to_cache
 from tgispy.tgi._client import TGIClient
@@ -395,10 +395,7 @@ class FleetLM(LM):
         def parse(resp: HTTPResponse, replica: str) -> Result:
             return dialect.parse(request, resp.body)
 
-        try:
-            result, meta = await self._client.post(path, body, parse)
-        except TGIError as err:
-            raise self._translate(err) from err
+        result, meta = await self._client.post(path, body, parse, errors=dialect.error)
         generation = Generation(
             prompt="",
             completions=tuple(Completion(c.text, c.finish_reason) for c in result.choices),
@@ -408,23 +405,6 @@ class FleetLM(LM):
         if key is not None:
             self._cache.set(key, _to_cache(generation))
         return generation
-
-    def _translate(self, err: TGIError) -> TGIError:
-        """The fleet core maps error bodies as TGI's; re-read them in this engine's dialect.
-
-        (Until the fleet client takes the dialect's error mapping, the status and TGI's reading
-        of the body are all that is left: enough for every shape the dialects know.)
-        """
-        if err.status is None or isinstance(err, NoHealthyReplicaError):
-            return err
-        import json
-
-        body = err.message
-        if not body.lstrip().startswith("{"):
-            body = json.dumps({"error": {"message": err.message, "type": err.error_type}})
-        translated = self.dialect.error(err.status, body, replica=err.replica)
-        translated.retry_after = err.retry_after
-        return translated
 
     async def _agenerate(self, request: Request, use_cache: bool) -> Generation:
         """Exactly ``request.n`` choices: server-side ``n`` where allowed, else fanned out."""
@@ -562,35 +542,27 @@ class FleetLM(LM):
         finish: str | None = None
         usage: Mapping[str, int] | None = None
         replica: str | None = None
-        if self.dialect.stream_format != "sse":
-            # The fleet client streams SSE only for now: one non-streaming request, one piece.
-            generation = await self._agenerate(dataclasses.replace(request, stream=False), False)
-            text = generation.completions[0].text if generation.completions else ""
-            pieces.append(text)
-            finish = generation.completions[0].finish_reason if generation.completions else None
-            usage, replica = generation.usage, generation.replica
-            if text:
-                yield text
-        else:
-            path, body = self.dialect.build(request)
-            dialect = self.dialect
+        path, body = self.dialect.build(request)
+        dialect = self.dialect
 
-            def parse(data: str, served_by: str) -> tuple[str, list[Any]]:
-                return served_by, dialect.parse_event(request, data)
+        def parse(data: str, served_by: str) -> tuple[str, list[Any]]:
+            return served_by, dialect.parse_event(request, data)
 
-            try:
-                async for served_by, deltas in self._client.stream(
-                    path, body, parse, last=lambda item: any(d.done for d in item[1])
-                ):
-                    replica = served_by
-                    for delta in deltas:
-                        usage = delta.usage or usage
-                        finish = delta.finish_reason or finish
-                        if delta.index == 0 and delta.text:
-                            pieces.append(delta.text)
-                            yield delta.text
-            except TGIError as err:
-                raise self._translate(err) from err
+        async for served_by, deltas in self._client.stream(
+            path,
+            body,
+            parse,
+            last=lambda item: any(d.done for d in item[1]),
+            errors=dialect.error,
+            framing=dialect.stream_format,
+        ):
+            replica = served_by
+            for delta in deltas:
+                usage = delta.usage or usage
+                finish = delta.finish_reason or finish
+                if delta.index == 0 and delta.text:
+                    pieces.append(delta.text)
+                    yield delta.text
         text = "".join(pieces)
         entry: dict[str, Any] = {
             "prompt": prompt if prompt is not None else _render(messages or []),

@@ -27,7 +27,7 @@ import weakref
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any, Literal, Protocol, TypeVar
 
 from tgispy._json import dumps_bytes
 from tgispy._sync import on_loop_shutdown
@@ -70,6 +70,46 @@ _INFO_RETRY_AFTER = 30.0
 _INFO_WAIT = 5.0
 
 Sleep = Callable[[float], Awaitable[object]]
+
+#: how a streamed body is cut into events: SSE (TGI, OpenAI-compatible) or one JSON per line
+Framing = Literal["sse", "ndjson"]
+
+
+class ErrorMapper(Protocol):
+    """Maps a non-2xx reply to the error tree (``error_from_response``, or an engine dialect's)."""
+
+    def __call__(
+        self,
+        status: int,
+        body: bytes | str,
+        *,
+        replica: str | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> TGIError: ...
+
+
+class _LineDecoder:
+    """Splits an NDJSON body into its non-empty lines, across chunk boundaries (UTF-8)."""
+
+    __slots__ = ("_buffer",)
+
+    def __init__(self) -> None:
+        self._buffer = b""
+
+    def feed(self, chunk: bytes) -> list[str]:
+        *lines, self._buffer = (self._buffer + chunk).split(b"\n")
+        return [self._decode(line) for line in lines if line.strip()]
+
+    def close(self) -> list[str]:
+        rest, self._buffer = self._buffer, b""
+        return [self._decode(rest)] if rest.strip() else []
+
+    @staticmethod
+    def _decode(line: bytes) -> str:
+        try:
+            return line.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise MalformedResponseError(f"a stream line is not UTF-8: {exc}") from None
 
 
 @dataclass(frozen=True)
@@ -295,6 +335,7 @@ class TGIClient:
         *,
         started_at: float | None = None,
         route_key: str | None = None,
+        errors: ErrorMapper = error_from_response,
     ) -> tuple[T, Meta]:
         """POST ``body`` to ``path`` on a healthy replica, retrying per policy; parse the reply.
 
@@ -302,7 +343,8 @@ class TGIClient:
         failure of that replica and is retried elsewhere. ``started_at`` (this client's
         :attr:`clock`) is when the call began, for its deadline. ``route_key`` pins the request
         to the key's home replica under the ``"prefix"`` strategy (a session or user id);
-        without one the key is the body's shared prompt prefix.
+        without one the key is the body's shared prompt prefix. ``errors`` maps a non-2xx
+        reply to the error tree (TGI's mapping by default; each engine dialect has its own).
         """
         payload = dumps_bytes(body)
         key = self._route_key(body, route_key) if self._affinity else None
@@ -317,7 +359,7 @@ class TGIClient:
                     )
                     resp = self._scrub(await self._transport.send(request))
                     if resp.status >= 300:
-                        raise error_from_response(
+                        raise errors(
                             resp.status, resp.body, replica=attempt.url, headers=resp.headers
                         )
                     result = parse(resp, attempt.url)
@@ -342,14 +384,17 @@ class TGIClient:
         last: Callable[[T], bool],
         started_at: float | None = None,
         route_key: str | None = None,
+        errors: ErrorMapper = error_from_response,
+        framing: Framing = "sse",
     ) -> AsyncIterator[T]:
-        """POST a streaming request; yield ``parse(data_payload, replica)`` for each SSE event.
+        """POST a streaming request; yield ``parse(payload, replica)`` for each event: an SSE
+        ``data`` field, or a line of an NDJSON body with ``framing="ndjson"`` (Ollama).
 
         Parsing runs inside the attempt, so an error event or a garbled event before the first
         good one is a failure of that replica and is retried (on another replica when one
         exists); after the first good event a failure is raised to the caller. The stream ends
         with the event for which ``last(event)`` is true; a stream that ends before it raises
-        :class:`MalformedResponseError`. ``route_key``: as for :meth:`post`.
+        :class:`MalformedResponseError`. ``route_key``, ``errors``: as for :meth:`post`.
         """
         payload = dumps_bytes(body)
         key = self._route_key(body, route_key) if self._affinity else None
@@ -365,7 +410,7 @@ class TGIClient:
                     # Close the transport's generator as soon as we are done, so its connection
                     # goes back to the pool now rather than at garbage collection.
                     chunks = self._transport.stream(request)
-                    payloads = self._sse_payloads(chunks, attempt.url)
+                    payloads = self._payloads(chunks, attempt.url, errors, framing)
                     async with contextlib.aclosing(chunks), contextlib.aclosing(payloads):
                         async for data in payloads:
                             event = parse(data, attempt.url)
@@ -388,19 +433,21 @@ class TGIClient:
             if span is not None:
                 _tracing.end(span)
 
-    async def _sse_payloads(
-        self, chunks: AsyncIterator[HTTPResponse | bytes], replica: str
+    async def _payloads(
+        self,
+        chunks: AsyncIterator[HTTPResponse | bytes],
+        replica: str,
+        errors: ErrorMapper,
+        framing: Framing,
     ) -> AsyncGenerator[str, None]:
-        """The ``data`` payloads of an SSE response; a non-2xx head raises the mapped error."""
-        decoder = SSEDecoder()
+        """The event payloads of a streamed body; a non-2xx head raises the mapped error."""
+        decoder = SSEDecoder() if framing == "sse" else _LineDecoder()
         secrets = self._secrets
         async for item in chunks:
             if isinstance(item, HTTPResponse):
                 if item.status >= 300:
                     head = self._scrub(item)
-                    raise error_from_response(
-                        head.status, head.body, replica=replica, headers=head.headers
-                    )
+                    raise errors(head.status, head.body, replica=replica, headers=head.headers)
                 continue
             for data in decoder.feed(item):
                 yield secrets.scrub(data) if secrets else data
