@@ -70,7 +70,9 @@ def test_numpy_columns_and_a_program_class_built_in_the_worker() -> None:
         def forward(self, question: str) -> dspy.Prediction:
             return self.predict(question=question)
 
-    mapper = ProgramBatchMapper(QA, lambda: DummyLM(["4", "6"]), inputs=["question"])
+    # answers keyed by question: the mapper runs examples concurrently, in no fixed order
+    answers = {"2+2?": "4", "3+3?": "6"}
+    mapper = ProgramBatchMapper(QA, lambda: DummyLM(answers), inputs=["question"])
     out = mapper({"question": numpy.array(["2+2?", "3+3?"])})
     assert out == {
         "question": ["2+2?", "3+3?"],
