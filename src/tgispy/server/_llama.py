@@ -27,6 +27,7 @@ import aiohttp
 
 from tgispy.server import _problems as problems
 from tgispy.server._config import ServerConfig
+from tgispy.server._threads import auto_threads
 from tgispy.server._types import EngineEnd, EngineRequest, TokenOut
 
 __all__ = ["LlamaBackend"]
@@ -118,9 +119,10 @@ class LlamaBackend:
         params.n_parallel = cfg.parallel
         # llama.cpp splits n_ctx evenly between the slots; each slot gets ctx_size.
         params.n_ctx = cfg.ctx_size * cfg.parallel
-        if cfg.threads is not None:
-            params.cpuparams.n_threads = cfg.threads
-            params.cpuparams_batch.n_threads = cfg.threads
+        # No --threads: usable cores - 1, not llama.cpp's one per core (measured in _threads.py).
+        threads = cfg.threads if cfg.threads is not None else auto_threads()
+        params.cpuparams.n_threads = threads
+        params.cpuparams_batch.n_threads = threads
         params.hostnames = [socket_path]
         params.port = 0
         params.n_threads_http = 2

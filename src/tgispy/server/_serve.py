@@ -20,6 +20,7 @@ from tgispy.errors import ConfigError
 from tgispy.server._app import FRONT_KEY, GUARD_KEY, create_app
 from tgispy.server._config import ServerConfig, SimConfig, is_loopback
 from tgispy.server._guard import AcceptErrorLog, GuardedSite
+from tgispy.server._threads import auto_threads
 from tgispy.tgi._protocol import LAUNCHER
 
 __all__ = ["build_parser", "config_from_args", "main", "readiness_line", "serve"]
@@ -43,8 +44,11 @@ def readiness_line(config: ServerConfig, url: str, description: str) -> str:
         'tgispy serve: listening on http://127.0.0.1:8080 (backend=sim, model=sim)'
     """
     extra = ""
+    if config.backend == "llama":  # the llama.cpp threads chosen (issue 20)
+        chosen = config.threads
+        extra = f", threads={chosen}" if chosen else f", threads={auto_threads()} (auto: cores - 1)"
     if not is_loopback(config.host):
-        extra = ", WARNING: non-loopback address allowed by --allow-remote, no authentication"
+        extra += ", WARNING: non-loopback address allowed by --allow-remote, no authentication"
     return f"{READY_PREFIX}{url} (backend={config.backend}, model={description}{extra})"
 
 
@@ -136,7 +140,9 @@ def build_parser(prog: str = "tgispy serve") -> argparse.ArgumentParser:
         help="allow a non-loopback --host (the server has no authentication)",
     )
     parser.add_argument("--parallel", type=int, default=4, help="llama.cpp slots (batching)")
-    parser.add_argument("--threads", type=int, help="llama.cpp CPU threads")
+    parser.add_argument(
+        "--threads", type=int, help="llama.cpp CPU threads (default: usable cores - 1)"
+    )
     parser.add_argument("--ctx-size", type=int, default=2048, help="context per slot (tokens)")
     parser.add_argument(
         "--max-concurrent-requests", type=int, default=LAUNCHER.max_concurrent_requests
