@@ -12,12 +12,7 @@ import logging
 from typing import Any
 
 #: (source file, start of griffe's message): docstring issues waiting for their modules' owners
-KNOWN_DOCSTRING_ISSUES: tuple[tuple[str, str], ...] = (
-    # "endpoint, headers, ...,\n    prompt_format, transport: see ..." (two-line item name)
-    ("src/tgispy/integrations/_dspy_engine.py", "Failed to get 'name: description' pair"),
-    # "Attributes:" items packed on one line ("id: ... msg: ... state: ...")
-    ("src/tgispy/primitives/_assertions.py", "Failed to get 'name: description' pair"),
-)
+KNOWN_DOCSTRING_ISSUES: tuple[tuple[str, str], ...] = ()
 
 
 class _KnownIssues(logging.Filter):

@@ -121,6 +121,7 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "Together": ("tgispy.lm._openai", "Together"),
     "Anyscale": ("tgispy.lm._openai", "Anyscale"),
     "HFClientVLLM": ("tgispy.lm._vllm", "HFClientVLLM"),
+    "LlamaCpp": ("tgispy.lm._llamacpp", "LlamaCpp"),
     "HFClientSGLang": ("tgispy.lm._vllm", "HFClientSGLang"),
     "OllamaLocal": ("tgispy.lm._ollama", "OllamaLocal"),
     **{name: ("tgispy.lm._provider", name) for name in _OUT_OF_SCOPE},
@@ -228,7 +229,15 @@ __all__ = [
     "update_signatures",
 ]
 # every self-hosted engine (issue 15), and DSPy 2.4's hosted clients that raise "out of scope"
-__all__ += ["Anyscale", "HFClientSGLang", "HFClientVLLM", "OllamaLocal", "OpenAI", "Together"]
+__all__ += [
+    "Anyscale",
+    "HFClientSGLang",
+    "HFClientVLLM",
+    "LlamaCpp",
+    "OllamaLocal",
+    "OpenAI",
+    "Together",
+]
 __all__.extend(_OUT_OF_SCOPE)
 
 _publish(__name__, globals(), __all__)

@@ -150,6 +150,7 @@ def test_public_names_are_pinned() -> None:
             "HFClientVLLM",
             "HFModel",
             "KNN",
+            "LlamaCpp",
             "MIPROv2",
             "Mistral",
             "MultiOpenAI",

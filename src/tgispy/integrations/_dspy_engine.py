@@ -430,8 +430,17 @@ def tgi_lm(
         model: DSPy's name for the model (history, cache keys), e.g.
             ``"tgi/HuggingFaceTB/SmolLM2-135M-Instruct"``; TGI serves what it was started with.
         urls: replica base URLs.
-        endpoint, headers, auth, verify, timeout, retry, routing, adapter_id, parameters,
-            prompt_format, transport: see :class:`AsyncTGIEngine`.
+        endpoint: as for :class:`AsyncTGIEngine`.
+        headers: as for :class:`AsyncTGIEngine`.
+        auth: as for :class:`AsyncTGIEngine`.
+        verify: as for :class:`AsyncTGIEngine`.
+        timeout: as for :class:`AsyncTGIEngine`.
+        retry: as for :class:`AsyncTGIEngine`.
+        routing: as for :class:`AsyncTGIEngine`.
+        adapter_id: as for :class:`AsyncTGIEngine`.
+        parameters: as for :class:`AsyncTGIEngine`.
+        prompt_format: as for :class:`AsyncTGIEngine`.
+        transport: as for :class:`AsyncTGIEngine`.
         num_retries: DSPy's retries of a failed call (default 0: tgispy retries).
         **lm_kwargs: anything else ``dspy.LM`` takes: ``cache``, ``callbacks``, ``temperature``,
             ``max_tokens``, ``top_p``, ``stop``, ``seed``, ...

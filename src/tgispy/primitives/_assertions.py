@@ -75,9 +75,11 @@ class DSPyAssertionError(_ConstraintError):
     """An ``Assert`` failed (an ``AssertionError``, as in DSPy 2.4).
 
     Attributes:
-        id: the constraint's id. msg: its message. target_module: the predictor to backtrack to
-        (``None`` = the last one called). state: the trace when it failed. is_metric: counted as
-        a metric failure.
+        id: the constraint's id.
+        msg: its message.
+        target_module: the predictor to backtrack to (``None`` = the last one called).
+        state: the trace when it failed.
+        is_metric: counted as a metric failure.
     """
 
 
