@@ -39,9 +39,9 @@ from tgispy.integrations._dspy_wire import (  # noqa: E402
     generate_response,
     to_lm15_error,
 )
-from tgispy.lm._tgi import _http_options  # noqa: E402
+from tgispy.lm._tgi import fleet_client  # noqa: E402
 from tgispy.tgi._client import TGIClient  # noqa: E402
-from tgispy.tgi._endpoints import replica_urls, split_userinfo  # noqa: E402
+from tgispy.tgi._endpoints import replica_urls  # noqa: E402
 from tgispy.tgi._policy import RetryPolicy, RoutingPolicy, Timeout  # noqa: E402
 from tgispy.tgi._protocol import route_fields  # noqa: E402
 from tgispy.tgi._response import parse_generate_response, usage_from_headers  # noqa: E402
@@ -159,24 +159,17 @@ class AsyncTGIEngine:
         self.prompt_format = prompt_format
         self._verify = verify
         if client is None:
-            urls_, credentials = split_userinfo(replica_urls(urls, None))
             options: dict[str, Any] = {"headers": dict(headers or {}), "verify": verify}
             if auth is not None:
                 options["auth"] = auth
             if timeout is not None:
                 options["timeout"] = _timeout(timeout)
-            hdrs, verify_, timeout_, deadline = _http_options(options, urls_, credentials)
-            if deadline is not None and (retry is None or retry.deadline is None):
-                retry = dataclasses.replace(retry or RetryPolicy(), deadline=deadline)
-            client = TGIClient(
-                urls_,
-                headers=hdrs,
-                verify=verify_,
-                timeout=timeout_,
+            client = fleet_client(
+                replica_urls(urls, None),
+                options,
                 retry=retry,
                 routing=routing,
                 transport=transport,
-                secrets=credentials.secrets,
             )
         self._client = client
         # Catch bad defaults now, before any network call.

@@ -107,27 +107,18 @@ class HFClientTGI(LM):
         self.url = url
         self.ports = list(port) if isinstance(port, (list, tuple)) else [port]
         self.mode = mode
-        self.urls, credentials = split_userinfo(replica_urls(url, port))
         self.headers = {"Content-Type": "application/json"}
         self.http_request_kwargs = dict(http_request_kwargs or {})
-        headers, verify, timeout, deadline = _http_options(
-            self.http_request_kwargs, self.urls, credentials
-        )
-        if deadline is not None and (retry is None or retry.deadline is None):
-            # timeout=<seconds> bounds the whole call, retries and /info included
-            retry = dataclasses.replace(retry or RetryPolicy(), deadline=deadline)
-        # Catch bad generation defaults now, before any network call.
-        generation_parameters(defaults)
-        self._client = TGIClient(
-            self.urls,
-            headers=headers,
-            verify=verify,
-            timeout=timeout,
+        self._client = fleet_client(
+            replica_urls(url, port),
+            self.http_request_kwargs,
             retry=retry,
             routing=routing,
             transport=transport,
-            secrets=credentials.secrets,
         )
+        self.urls = self._client.urls
+        # Catch bad generation defaults now, before any network call.
+        generation_parameters(defaults)
         self._cache = _resolve_cache(cache)
 
     # ---- the async core ---------------------------------------------------------------------
@@ -624,6 +615,35 @@ def _seconds(value: object, what: str) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
         raise ConfigError(f"{what} must be a positive number of seconds, got {value!r}")
     return float(value)
+
+
+def fleet_client(
+    urls: Sequence[str],
+    options: Mapping[str, Any],
+    *,
+    retry: RetryPolicy | None = None,
+    routing: RoutingPolicy | None = None,
+    transport: AsyncTransport | None = None,
+) -> TGIClient:
+    """The fleet client for replica ``urls`` and ``http_request_kwargs``-style ``options``.
+
+    URL userinfo becomes Basic auth (and a secret to scrub); a number ``timeout`` also bounds
+    the whole call (the retry policy's deadline, unless one is set).
+    """
+    clean, credentials = split_userinfo(urls)
+    headers, verify, timeout, deadline = _http_options(options, clean, credentials)
+    if deadline is not None and (retry is None or retry.deadline is None):
+        retry = dataclasses.replace(retry or RetryPolicy(), deadline=deadline)
+    return TGIClient(
+        clean,
+        headers=headers,
+        verify=verify,
+        timeout=timeout,
+        retry=retry,
+        routing=routing,
+        transport=transport,
+        secrets=credentials.secrets,
+    )
 
 
 def _http_options(
