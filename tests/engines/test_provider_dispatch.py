@@ -25,3 +25,24 @@ def test_subclasses_and_plain_names_are_untouched() -> None:
             raise NotImplementedError
 
     assert type(Echo("a/b")) is Echo
+
+
+def test_url_userinfo_of_an_engine_client_is_basic_auth_and_never_shown() -> None:
+    password = "Pa55wordThatIsLong"
+    transport = MockTransport(
+        lambda req: Reply(404, b"") if req.method == "GET" else Reply.chat("Paris")
+    )
+    lm = dspy.HFClientVLLM(
+        model="m",
+        port=None,
+        url=f"http://alice:{password}@vllm.test:8000",
+        model_type="chat",
+        cache=False,
+        transport=transport,
+    )
+    assert lm("Capital of France?") == ["Paris"]
+    post = next(r for r in transport.requests if r.method == "POST")
+    assert post.headers["Authorization"].startswith("Basic ")
+    assert post.replica == "http://vllm.test:8000"
+    for surface in (repr(lm), str(lm.stats()), str(lm.urls)):
+        assert password not in surface

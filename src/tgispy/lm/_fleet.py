@@ -24,6 +24,7 @@ from tgispy.errors import ConfigError
 from tgispy.lm._base import LM, Completion, Generation
 from tgispy.lm._tgi import _from_cache, _key, _resolve_cache, _sum_usage, _to_cache
 from tgispy.tgi._client import TGIClient
+from tgispy.tgi._endpoints import split_userinfo
 from tgispy.tgi._policy import RetryPolicy, RoutingPolicy, Timeout
 from tgispy.tgi._transport import HTTPResponse
 
@@ -248,11 +249,17 @@ class FleetLM(LM):
         self._prefix = prefix
         self._detected = engine != "auto"
         self.dialect: Dialect = dialect_for("openai" if engine == "auto" else engine, prefix=prefix)
-        self.urls = tuple(u.rstrip("/") for u in urls)
+        # user:password@ in a URL is a credential: sent as Basic auth, never shown (issue 13.5)
+        clean, credentials = split_userinfo([u.rstrip("/") for u in urls])
+        self.urls = clean
         request_from_kwargs(model, self.kwargs, prompt="")  # bad defaults fail now, not later
+        sent = dict(headers or {})
+        if credentials.authorization and not any(k.lower() == "authorization" for k in sent):
+            sent["Authorization"] = credentials.authorization
         self._client = TGIClient(
             self.urls,
-            headers=dict(headers or {}),
+            secrets=credentials.secrets,
+            headers=sent,
             verify=verify,
             timeout=_timeout(timeout),
             retry=retry,
