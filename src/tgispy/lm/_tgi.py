@@ -624,14 +624,21 @@ def fleet_client(
     retry: RetryPolicy | None = None,
     routing: RoutingPolicy | None = None,
     transport: AsyncTransport | None = None,
+    hf_token: bool = True,
+    health_path: str = "/health",
 ) -> TGIClient:
     """The fleet client for replica ``urls`` and ``http_request_kwargs``-style ``options``.
 
     URL userinfo becomes Basic auth (and a secret to scrub); a number ``timeout`` also bounds
-    the whole call (the retry policy's deadline, unless one is set).
+    the whole call (the retry policy's deadline, unless one is set). ``hf_token=False`` keeps
+    ``HF_TOKEN`` away from servers that are not HuggingFace's (vLLM, Ollama, any OpenAI-compatible
+    API): only HTTPS TGI endpoints get it. ``health_path`` is the route that probes an ejected
+    replica (Ollama: ``/``).
     """
     clean, credentials = split_userinfo(urls)
-    headers, verify, timeout, deadline = _http_options(options, clean, credentials)
+    headers, verify, timeout, deadline = _http_options(
+        options, clean, credentials, hf_token=hf_token
+    )
     if deadline is not None and (retry is None or retry.deadline is None):
         retry = dataclasses.replace(retry or RetryPolicy(), deadline=deadline)
     return TGIClient(
@@ -643,11 +650,16 @@ def fleet_client(
         routing=routing,
         transport=transport,
         secrets=credentials.secrets,
+        health_path=health_path,
     )
 
 
 def _http_options(
-    options: Mapping[str, Any], urls: Sequence[str], credentials: Credentials
+    options: Mapping[str, Any],
+    urls: Sequence[str],
+    credentials: Credentials,
+    *,
+    hf_token: bool = True,
 ) -> tuple[dict[str, str], bool | str, Timeout, float | None]:
     """Validate ``http_request_kwargs``: headers, TLS verification, timeouts and the deadline a
     number ``timeout`` implies."""
@@ -672,7 +684,7 @@ def _http_options(
         else:
             raise ConfigError("auth must be a bearer token string or a (user, password) tuple")
     has_auth = any(k.lower() == "authorization" for k in headers)
-    if not has_auth and all(u.startswith("https://") for u in urls):
+    if hf_token and not has_auth and all(u.startswith("https://") for u in urls):
         token = os.environ.get("HF_TOKEN") or os.environ.get("HUGGING_FACE_HUB_TOKEN")
         if token:
             headers["Authorization"] = f"Bearer {token}"
