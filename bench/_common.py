@@ -14,7 +14,7 @@ import tempfile
 import threading
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -66,13 +66,29 @@ def nginx_binary() -> str:
     return "/usr/sbin/nginx"
 
 
+def _nginx_quote(text: str) -> str:
+    """``text`` inside an nginx single-quoted string."""
+    return text.replace("\\", "\\\\").replace("'", "\\'")
+
+
 @contextmanager
-def canned_nginx(generate_body: str = CANNED_GENERATE) -> Iterator[int]:
-    """Run nginx on 127.0.0.1 answering TGI's /generate and /info with canned bodies."""
+def canned_nginx(
+    generate_body: str = CANNED_GENERATE, routes: Mapping[str, str] | None = None
+) -> Iterator[int]:
+    """Run nginx on 127.0.0.1 answering TGI's /generate and /info with canned bodies.
+
+    Every other POST path (``/v1/completions`` too) gets ``generate_body``; ``routes`` adds exact
+    paths with their own JSON bodies (``{"/v1/models": ...}`` for OpenAI-compatible clients).
+    """
     binary = nginx_binary()
     port = free_port()
     tmp = Path(tempfile.mkdtemp(prefix="tgispy-nginx-"))
-    body = generate_body.replace("\\", "\\\\").replace("'", "\\'")
+    body = _nginx_quote(generate_body)
+    extra = "".join(
+        f"    location = {path} {{ default_type application/json; "
+        f"return 200 '{_nginx_quote(text)}'; }}\n"
+        for path, text in (routes or {}).items()
+    )
     conf = f"""
 worker_processes 1;
 daemon off;
@@ -93,7 +109,7 @@ http {{
     location = /info {{ default_type application/json; return 200 '{CANNED_INFO}'; }}
     location = /health {{ return 200; }}
     location = / {{ default_type application/json; return 200 '[{body}]'; }}
-    location / {{
+{extra}    location / {{
       default_type application/json;
       add_header x-prompt-tokens 12;
       add_header x-generated-tokens 8;

@@ -15,6 +15,8 @@ Scenarios (``--only`` / ``--skip`` take these names):
             AsyncClient, DSPy 2.4.17's HFClientTGI
   program   ChainOfThought sequential and 32 in flight (no cache and each library's default
             cache): tgispy, DSPy 2.4.17, DSPy 3.4.1's dspy.LM on the Messages API; peak RSS
+  engines   `_generate`/`__call__` and ChainOfThought on a canned vLLM (/v1/completions):
+            tgispy's HFClientVLLM and OpenAI(api_base=...) vs DSPy 2.4.17's, raw aiohttp
   dspy3     DSPy 3.4 ChainOfThought with tgispy's engine vs DSPy's default and LiteLLM engines
   evaluate  Evaluate(num_threads=32) over 2,000 examples: tgispy, DSPy 2.4.17, DSPy 3.4.1
   fleet     K = 1, 2, 4 sim replicas; p99 with one slow replica vs uniform random routing
@@ -22,6 +24,7 @@ Scenarios (``--only`` / ``--skip`` take these names):
   cache     cache hit latency (memory tier)
 
 usage: python bench/run_all.py [--quick] [--only NAME ...] [--skip NAME ...] [--no-anchors]
+                               [--name NAME]
 """
 
 from __future__ import annotations
@@ -370,6 +373,14 @@ def _kill_group(proc: subprocess.Popen[bytes]) -> None:
             continue
 
 
+def engine_clients(ctx: Context) -> None:
+    """bench/engines.py: the rounds and sample length of the scenarios measured here."""
+    args = ["--rounds", str(ctx.rounds), "--seconds", str(ctx.seconds)]
+    if ctx.dspy24 is None:
+        args.append("--no-anchors")
+    external(ctx, "engines.py", args, timeout=300 if ctx.quick else 600)
+
+
 def dspy3_engines(ctx: Context) -> None:
     if ctx.dspy34 is None:
         ctx.report.notes.append("- dspy3: not run (--no-anchors; it needs the DSPy 3.4 venv).")
@@ -405,6 +416,7 @@ SCENARIOS: dict[str, tuple[str, Callable[[Context], None]]] = {
     "import": ("import time", import_time),
     "client": ("_generate overhead (canned nginx)", client_overhead),
     "program": ("ChainOfThought overhead (canned nginx)", program_overhead),
+    "engines": ("engine clients on a canned vLLM (bench/engines.py)", engine_clients),
     "dspy3": ("DSPy 3.4 engines (bench/dspy3.py)", dspy3_engines),
     "evaluate": ("Evaluate over 2,000 examples (bench/evaluate.py)", evaluate),
     "fleet": ("fleet of sim replicas (bench/fleet.py)", fleet),
@@ -600,6 +612,11 @@ def main(argv: list[str] | None = None) -> int:
         "--no-anchors", action="store_true", help="tgispy and raw HTTP only (no DSPy venvs)"
     )
     parser.add_argument(
+        "--name",
+        metavar="NAME",
+        help="write results/NAME.md/.png/.json (default <date> or <date>-quick; a path works too)",
+    )
+    parser.add_argument(
         "--render", type=Path, metavar="JSON", help="only rewrite the .md/.png of a past run"
     )
     args = parser.parse_args(argv)
@@ -663,7 +680,7 @@ def main(argv: list[str] | None = None) -> int:
     ]
     stamp = dt.datetime.now().strftime("%Y-%m-%d")
     data = {
-        "name": f"{stamp}-quick" if args.quick else stamp,
+        "name": args.name or (f"{stamp}-quick" if args.quick else stamp),
         "date": stamp,
         "quick": args.quick,
         "machine": machine(),
