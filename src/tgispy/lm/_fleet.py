@@ -22,9 +22,16 @@ from tgispy.engines import Constraint, Dialect, Limits, Request, Result, dialect
 from tgispy.engines._detect import PROBES, classify, detected_engine, mismatch
 from tgispy.errors import ConfigError
 from tgispy.lm._base import LM, Completion, Generation
-from tgispy.lm._tgi import _from_cache, _key, _resolve_cache, _sum_usage, _to_cache
+from tgispy.lm._tgi import (
+    _from_cache,
+    _key,
+    _pop_route_key,
+    _resolve_cache,
+    _sum_usage,
+    _to_cache,
+    fleet_client,
+)
 from tgispy.tgi._client import TGIClient
-from tgispy.tgi._endpoints import split_userinfo
 from tgispy.tgi._policy import RetryPolicy, RoutingPolicy, Timeout
 from tgispy.tgi._transport import HTTPResponse
 
@@ -175,6 +182,16 @@ def request_from_kwargs(
     )
 
 
+@dataclasses.dataclass(frozen=True)
+class _Call:
+    """What every request of one call shares: when it began (the fleet client's clock, for a
+    number ``timeout=``'s whole-call deadline) and its routing key (``route_key=`` or the
+    enclosing ``tgispy.tgi.route_key`` block's; never sent nor cached)."""
+
+    started_at: float
+    route_key: str | None
+
+
 def _split(n: int, per_request: int) -> list[int]:
     per_request = max(1, per_request)
     sizes = [per_request] * (n // per_request)
@@ -200,11 +217,26 @@ class FleetLM(LM):
             in ``/v1``).
         model_type: ``"text"`` (completions) or ``"chat"`` (chat completions).
         defaults: the generation defaults (the 2.4 class's), under ``kwargs``.
-        headers: extra headers (``Authorization`` ...); never logged.
-        timeout: seconds per attempt, or a :class:`~tgispy.tgi.Timeout`.
+        headers: extra headers (``Authorization`` ...); never logged. A CR, LF or NUL in one is
+            a ``ConfigError`` here. ``HF_TOKEN`` is never sent to these engines.
+        verify: TLS verification: ``True``, ``False`` or a CA bundle path.
+        timeout: seconds for each attempt and for the whole call (retries included, as
+            ``HFClientTGI``'s ``http_request_kwargs`` timeout), a requests-style
+            ``(connect, read)`` pair, or a :class:`~tgispy.tgi.Timeout` (per attempt only).
+        retry: the retry policy (attempts, backoff, deadline).
+        routing: the routing policy; ``RoutingPolicy(strategy="prefix")`` keeps requests that
+            share a prompt prefix, or a ``route_key``, on one replica.
         cache: ``True`` (memory + disk, shared), ``False``, or an ``LMCache``.
         system_prompt: a system message put before the user's in chat mode.
         transport: the HTTP transport (tests use :class:`tgispy.testing.MockTransport`).
+
+    Calls take ``route_key="user-42"`` (or run inside ``with tgispy.tgi.route_key("user-42"):``)
+    to pin a session to its home replica under the ``"prefix"`` routing strategy, as
+    ``HFClientTGI`` does; the key is never sent to the engine nor part of the cache key.
+
+    With ``engine="auto"`` an ejected replica is probed with ``GET {prefix}/models`` (the
+    generic dialect's health route, which every detectable engine serves), also after detection;
+    an explicit ``engine=`` uses that engine's own route (Ollama ``GET /``, SGLang ``/ready``).
 
     Example:
         >>> lm = FleetLM("m", urls=["http://127.0.0.1:8000"], engine="vllm", cache=False)
@@ -226,7 +258,7 @@ class FleetLM(LM):
         kwargs: Mapping[str, Any] | None = None,
         headers: Mapping[str, str] | None = None,
         verify: bool | str = True,
-        timeout: float | Timeout | None = None,
+        timeout: float | tuple[float, float] | Timeout | None = None,
         retry: RetryPolicy | None = None,
         routing: RoutingPolicy | None = None,
         cache: Any = True,
@@ -249,23 +281,22 @@ class FleetLM(LM):
         self._prefix = prefix
         self._detected = engine != "auto"
         self.dialect: Dialect = dialect_for("openai" if engine == "auto" else engine, prefix=prefix)
-        # user:password@ in a URL is a credential: sent as Basic auth, never shown (issue 13.5)
-        clean, credentials = split_userinfo([u.rstrip("/") for u in urls])
-        self.urls = clean
         request_from_kwargs(model, self.kwargs, prompt="")  # bad defaults fail now, not later
-        sent = dict(headers or {})
-        if credentials.authorization and not any(k.lower() == "authorization" for k in sent):
-            sent["Authorization"] = credentials.authorization
-        self._client = TGIClient(
-            self.urls,
-            secrets=credentials.secrets,
-            headers=sent,
-            verify=verify,
-            timeout=_timeout(timeout),
+        # HFClientTGI's builder: user:password@ in a URL is sent as Basic auth and never shown,
+        # headers are checked, a number timeout also bounds the whole call. HF_TOKEN is for
+        # HuggingFace's servers only: never sent to these engines. With engine="auto" the health
+        # route is the generic dialect's ({prefix}/models): every engine detection can find
+        # serves it (it is the first detection probe), so it stays right after detection.
+        self._client: TGIClient = fleet_client(
+            [u.rstrip("/") for u in urls],
+            {"headers": headers, "verify": verify, "timeout": timeout},
             retry=retry,
             routing=routing,
             transport=transport,
+            hf_token=False,
+            health_path=self.dialect.health_path,
         )
+        self.urls = self._client.urls
         self._cache = _resolve_cache(cache)
         self._limits: dict[str, Limits | None] = {}
         self._limits_failed_at: dict[str, float] = {}
@@ -390,7 +421,7 @@ class FleetLM(LM):
             return dataclasses.replace(request, constraint=None)
         return request
 
-    async def _post(self, request: Request, index: int, use_cache: bool) -> Generation:
+    async def _post(self, request: Request, index: int, use_cache: bool, call: _Call) -> Generation:
         path, body = self.dialect.build(request)
         key = _key(self.model, f"{self.dialect.name}:{path}#{index}", body) if use_cache else None
         if key is not None:
@@ -402,7 +433,14 @@ class FleetLM(LM):
         def parse(resp: HTTPResponse, replica: str) -> Result:
             return dialect.parse(request, resp.body)
 
-        result, meta = await self._client.post(path, body, parse, errors=dialect.error)
+        result, meta = await self._client.post(
+            path,
+            body,
+            parse,
+            started_at=call.started_at,
+            route_key=call.route_key,
+            errors=dialect.error,
+        )
         generation = Generation(
             prompt="",
             completions=tuple(Completion(c.text, c.finish_reason) for c in result.choices),
@@ -413,7 +451,7 @@ class FleetLM(LM):
             self._cache.set(key, _to_cache(generation))
         return generation
 
-    async def _agenerate(self, request: Request, use_cache: bool) -> Generation:
+    async def _agenerate(self, request: Request, use_cache: bool, call: _Call) -> Generation:
         """Exactly ``request.n`` choices: server-side ``n`` where allowed, else fanned out."""
         limits = await self.limits()
         wrong_model = self.dialect.check_model(request.model, limits)
@@ -421,11 +459,11 @@ class FleetLM(LM):
             raise ConfigError(wrong_model)
         sizes = _split(request.n, self.dialect.server_n(request, limits))
         if sizes == [request.n]:
-            parts = [await self._post(request, 0, use_cache)]  # the common case: no task
+            parts = [await self._post(request, 0, use_cache, call)]  # the common case: no task
         else:
             parts = await asyncio.gather(
                 *(
-                    self._post(dataclasses.replace(request, n=size), index, use_cache)
+                    self._post(dataclasses.replace(request, n=size), index, use_cache, call)
                     for index, size in enumerate(sizes)
                 )
             )
@@ -435,7 +473,7 @@ class FleetLM(LM):
             # The server ignored n (OpenAI-compatible servers may): fan out the rest.
             more = await asyncio.gather(
                 *(
-                    self._post(dataclasses.replace(request, n=1), len(sizes) + i, use_cache)
+                    self._post(dataclasses.replace(request, n=1), len(sizes) + i, use_cache, call)
                     for i in range(missing)
                 )
             )
@@ -453,14 +491,16 @@ class FleetLM(LM):
         """Generate ``n`` completions of ``prompt`` (a user message in chat mode)."""
         if not isinstance(prompt, str):
             raise ConfigError(f"prompt must be a string, got {type(prompt).__name__}")
+        call = _Call(self._client.clock(), None)
         await self.detect()
         merged = {**self.kwargs, **kwargs}
         use_cache = bool(merged.pop("cache", True)) and self._cache is not None
+        call = dataclasses.replace(call, route_key=_pop_route_key(merged))
         if self.model_type == "chat":
             request = self._request(merged, messages=self._messages(prompt))
         else:
             request = self._request(merged, prompt=self._format_prompt(prompt))
-        generation = await self._agenerate(request, use_cache)
+        generation = await self._agenerate(request, use_cache, call)
         return dataclasses.replace(generation, prompt=prompt)
 
     def _format_prompt(self, prompt: str) -> str:
@@ -470,12 +510,14 @@ class FleetLM(LM):
     async def achat(self, messages: Sequence[Mapping[str, Any]], **kwargs: Any) -> dict[str, Any]:
         """Send ``messages`` to the chat route; ``{"messages", "choices": [{"text",
         "finish_reason"}], "usage"}``, recorded in :attr:`history`."""
+        call = _Call(self._client.clock(), None)
+        started = time.perf_counter()
         await self.detect()
         merged = {**self.kwargs, **kwargs}
         use_cache = bool(merged.pop("cache", True)) and self._cache is not None
-        started = time.perf_counter()
+        call = dataclasses.replace(call, route_key=_pop_route_key(merged))
         generation = await self._agenerate(
-            self._request(merged, messages=list(messages)), use_cache
+            self._request(merged, messages=list(messages)), use_cache, call
         )
         response = {
             "messages": list(messages),
@@ -511,23 +553,27 @@ class FleetLM(LM):
         Recorded in :attr:`history` when it ends. Errors before the first piece are retried on
         another replica; mid-stream error events raise typed errors.
         """
+        call = _Call(self._client.clock(), None)
         await self.detect()
         merged = {**self.kwargs, **kwargs}
+        call = dataclasses.replace(call, route_key=_pop_route_key(merged))
         if self.model_type == "chat":
             request = self._request(merged, messages=self._messages(prompt), stream=True)
         else:
             request = self._request(merged, prompt=self._format_prompt(prompt), stream=True)
-        async for piece in self._astream(request, merged, kwargs, prompt=prompt):
+        async for piece in self._astream(request, merged, kwargs, call, prompt=prompt):
             yield piece
 
     async def achat_stream(
         self, messages: Sequence[Mapping[str, Any]], **kwargs: Any
     ) -> AsyncGenerator[str, None]:
         """Stream the chat route's answer to ``messages`` piece by piece (as :meth:`astream`)."""
+        call = _Call(self._client.clock(), None)
         await self.detect()
         merged = {**self.kwargs, **kwargs}
+        call = dataclasses.replace(call, route_key=_pop_route_key(merged))
         request = self._request(merged, messages=list(messages), stream=True)
-        async for piece in self._astream(request, merged, kwargs, messages=list(messages)):
+        async for piece in self._astream(request, merged, kwargs, call, messages=list(messages)):
             yield piece
 
     def chat_stream(self, messages: Sequence[Mapping[str, Any]], **kwargs: Any) -> Iterator[str]:
@@ -539,6 +585,7 @@ class FleetLM(LM):
         request: Request,
         merged: Mapping[str, Any],
         raw_kwargs: Mapping[str, Any],
+        call: _Call,
         *,
         prompt: str | None = None,
         messages: list[Mapping[str, Any]] | None = None,
@@ -560,6 +607,8 @@ class FleetLM(LM):
             body,
             parse,
             last=lambda item: any(d.done for d in item[1]),
+            started_at=call.started_at,
+            route_key=call.route_key,
             errors=dialect.error,
             framing=dialect.stream_format,
         ):
@@ -611,14 +660,6 @@ class FleetLM(LM):
 
 def _render(messages: Sequence[Mapping[str, Any]]) -> str:
     return "\n\n".join(f"{m.get('role')}: {m.get('content')}" for m in messages)
-
-
-def _timeout(value: float | Timeout | None) -> Timeout | None:
-    if value is None or isinstance(value, Timeout):
-        return value
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
-        raise ConfigError(f"timeout must be a positive number of seconds, got {value!r}")
-    return Timeout(connect=min(float(value), 10.0), total=float(value))
 
 
 def _merge_limits(limits: Sequence[Limits]) -> Limits:
