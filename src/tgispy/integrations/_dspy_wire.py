@@ -21,6 +21,8 @@ require_dspy()
 
 from dspy import lm15  # noqa: E402  (after the version check, which names the fix)
 
+from tgispy.engines import Constraint, Delta, Result  # noqa: E402
+from tgispy.engines import Request as EngineRequest  # noqa: E402
 from tgispy.errors import (  # noqa: E402
     AllReplicasFailedError,
     ConfigError,
@@ -54,17 +56,23 @@ from tgispy.tgi._response import (  # noqa: E402
 
 __all__ = [
     "CHAT_PARAMETERS",
+    "DIALECT_RESERVED",
     "GENERATE_PARAMETERS",
     "PROVIDER",
     "ChatStreamMapper",
+    "DialectStreamMapper",
     "Endpoint",
     "GenerateStreamMapper",
     "PromptFormat",
     "WireRequest",
     "build_wire_request",
     "chat_response",
+    "check_constraint",
     "default_prompt",
+    "dialect_request",
+    "dialect_response",
     "generate_response",
+    "served_model",
     "to_lm15_error",
 ]
 
@@ -113,9 +121,9 @@ _FINISH_REASONS: dict[str, str] = {
 }
 
 
-def _unsupported(feature: str, message: str) -> Exception:
+def _unsupported(feature: str, message: str, provider: str = PROVIDER) -> Exception:
     error: Exception = lm15.UnsupportedFeatureError(
-        f"{message} ({feature})", feature=feature, provider=PROVIDER
+        f"{message} ({feature})", feature=feature, provider=provider
     )
     return error
 
@@ -463,6 +471,7 @@ def _usage(raw: Mapping[str, int] | None) -> Any:
         input_tokens=raw.get("prompt_tokens"),
         output_tokens=raw.get("completion_tokens"),
         total_tokens=raw.get("total_tokens"),
+        cache_read_tokens=raw.get("cached_tokens"),  # vLLM/SGLang prefix-cache hits
     )
 
 
@@ -754,7 +763,7 @@ def _lm15_class(error: TGIError) -> Any:
     return lm15.ProviderError
 
 
-def to_lm15_error(error: BaseException) -> Exception:
+def to_lm15_error(error: BaseException, *, provider: str = PROVIDER) -> Exception:
     """Translate a tgispy error into the lm15 error DSPy 3.4 expects from an engine.
 
     DSPy decides retries from the class: 429 -> ``RateLimitError`` (with ``retry_after``),
@@ -774,14 +783,14 @@ def to_lm15_error(error: BaseException) -> Exception:
         already: Exception = error
         return already
     if isinstance(error, ConfigError):
-        invalid: Exception = lm15.InvalidRequestError(str(error), provider=PROVIDER)
+        invalid: Exception = lm15.InvalidRequestError(str(error), provider=provider)
         return invalid
     if not isinstance(error, TGIError):
         return error if isinstance(error, Exception) else RuntimeError(str(error))
     root = _root(error)
     cls = _lm15_class(root)
     kwargs: dict[str, Any] = {
-        "provider": PROVIDER,
+        "provider": provider,
         "status": error.status if error.status is not None else root.status,
         "retry_after": error.retry_after if error.retry_after is not None else root.retry_after,
     }
@@ -789,3 +798,344 @@ def to_lm15_error(error: BaseException) -> Exception:
         kwargs["provider_code"] = root.error_type
     mapped: Exception = cls(str(error), **kwargs)
     return mapped
+
+
+# ---- other engines: lm15 <-> tgispy.engines' neutral request and result ------------------------
+#
+# vLLM, SGLang, llama.cpp, Ollama and generic OpenAI-compatible servers are reached through their
+# dialects (tgispy.engines): this part only maps lm15 values onto the dialects' neutral Request
+# and their Result / Delta values back onto lm15. Every engine fact (field names, "off" values,
+# constraint keys, error shapes) stays in the dialect.
+
+#: the neutral request's own keys: an engine's ``parameters`` or ``Config.extensions`` may not set
+#: them (the model is the engine's ``served_model``; n and streaming belong to DSPy)
+DIALECT_RESERVED: frozenset[str] = frozenset(
+    {"model", "messages", "prompt", "n", "stream", "stream_options", "best_of"}
+)
+
+#: DSPy model-name prefixes that name a provider, not the served model ("hosted_vllm/llama3")
+_PROVIDER_PREFIXES = frozenset(
+    {
+        "openai", "hosted_vllm", "vllm", "sglang", "llamacpp", "llama_cpp", "llama.cpp",
+        "ollama", "ollama_chat", "tgi", "huggingface", "text-completion-openai", "local",
+    }
+)  # fmt: skip
+
+
+def served_model(model: str) -> str:
+    """The model id to send for DSPy's model name: a leading provider prefix is dropped.
+
+    Example:
+        >>> served_model("hosted_vllm/meta-llama/Llama-3.1-8B"), served_model("llama3.2")
+        ('meta-llama/Llama-3.1-8B', 'llama3.2')
+    """
+    provider, sep, rest = model.partition("/")
+    return rest if sep and rest and provider in _PROVIDER_PREFIXES else model
+
+
+def _dialect_parts(parts: Sequence[Any], where: str, engine: str, *, text_only: bool) -> Any:
+    for part in parts:
+        if part.type in ("thinking", "tool_call", "tool_result"):
+            raise _unsupported(
+                f"{where}.{part.type}",
+                f"tgispy sends {engine} text (and images) only, not {part.type} parts; use "
+                "DSPy's text tool calling (ChatAdapter's default) and leave reasoning out of the "
+                "history",
+                engine,
+            )
+    if text_only:
+        texts = []
+        for part in parts:
+            if not isinstance(part, lm15.TextPart):
+                raise _unsupported(
+                    f"{where}.{part.type}",
+                    f"{engine} takes text messages here, not a {part.type} part; send text",
+                    engine,
+                )
+            texts.append(str(part.text))
+        return "".join(texts)
+    return _content(parts, where)
+
+
+def _dialect_messages(request: Any, engine: str) -> list[dict[str, Any]]:
+    # Ollama's native /api/chat takes string contents (images go in a separate field)
+    text_only = engine == "ollama"
+    messages: list[dict[str, Any]] = []
+    system = request.system
+    if system is not None:
+        content = (
+            system
+            if isinstance(system, str)
+            else _dialect_parts(system, "system", engine, text_only=text_only)
+        )
+        messages.append({"role": "system", "content": content})
+    for i, message in enumerate(request.messages):
+        where = f"messages[{i}]"
+        if message.role == "tool":
+            raise _unsupported(
+                f"{where}.tool",
+                f"tgispy does not replay tool results to {engine}; use DSPy's text tool calling "
+                "(ChatAdapter's default)",
+                engine,
+            )
+        role = "system" if message.role == "developer" else message.role
+        content = _dialect_parts(message.parts, where, engine, text_only=text_only)
+        messages.append({"role": role, "content": content})
+    return messages
+
+
+def _dialect_constraint(
+    response_format: Mapping[str, Any], engine: str, kinds: frozenset[str]
+) -> Constraint:
+    if "json" not in kinds:
+        raise _unsupported(
+            "config.response_format",
+            f"{engine} cannot constrain output to JSON; drop response_format (DSPy's ChatAdapter "
+            "parses unconstrained output)",
+            engine,
+        )
+    if response_format.get("type") == "json_schema":
+        return Constraint("json", dict(response_format["schema"]))
+    return Constraint("json", {"type": "object"})  # "any JSON object"
+
+
+def _refuse_for_dialect(request: Any, engine: str) -> None:
+    config = request.config
+    what = {
+        "reasoning": "no reasoning-effort control is sent; drop reasoning",
+        "cache": "no provider-side prompt cache is configured; drop prompt_cache",
+        "service_tier": "no service tiers; drop service_tier",
+        "user_id": "no end-user id is sent; drop user",
+        "store": "nothing is stored; drop store",
+        "probabilities": "no distributions over JSON keys are measured; drop probabilities",
+        "logprobs": "log probabilities are not read from this engine; drop logprobs",
+        "tool_choice": "tools are not sent to this engine; use DSPy's text tool calling",
+    }
+    for name, hint in what.items():
+        if getattr(config, name, None) is not None:
+            raise _unsupported(f"config.{name}", f"{engine}: {hint}", engine)
+    if request.tools:
+        raise _unsupported(
+            "tools",
+            f"{engine}: tools are not sent; DSPy's adapters fall back to text tool calling "
+            "(the engine declares supports_function_calling=False)",
+            engine,
+        )
+
+
+def dialect_request(
+    request: Any,
+    *,
+    engine: str,
+    constraint_kinds: frozenset[str],
+    model: str | None = None,
+    endpoint: Endpoint = "chat",
+    parameters: Mapping[str, Any] | None = None,
+    stream: bool = False,
+    prompt_format: PromptFormat | None = None,
+) -> EngineRequest:
+    """Map a ``dspy.lm15.Request`` onto a :class:`tgispy.engines.Request` for ``engine``.
+
+    ``Config`` fields map one to one (``max_tokens``, ``temperature`` -- ``None`` or 0 is greedy
+    on every dialect --, ``top_p``, ``top_k``, ``stop``, ``seed``, the penalties);
+    ``response_format`` becomes a JSON constraint, which the dialect sends in its engine's
+    words. ``parameters`` (engine defaults) and ``Config.extensions`` (the request's own, which
+    win) go to the engine as they are (``min_p``, ``repetition_penalty``, ``num_ctx``...).
+
+    Args:
+        request: the canonical request.
+        engine: the dialect's name (for error messages).
+        constraint_kinds: the constraint kinds the dialect can enforce.
+        model: the served model id (default: DSPy's name without its provider prefix).
+        endpoint: ``"chat"`` (messages) or ``"generate"`` (a text prompt, the completions route).
+        parameters: engine-native defaults for every request.
+        stream: build the streaming variant.
+        prompt_format: renders the text prompt for ``endpoint="generate"``.
+
+    Raises:
+        lm15.UnsupportedFeatureError: something tgispy does not send to this engine (the message
+            names the fix).
+
+    Example:
+        >>> from dspy.lm15 import Config, Message, Request
+        >>> req = Request(model="hosted_vllm/m", messages=(Message.user("Hi"),),
+        ...               config=Config(max_tokens=8, stop=("\\n",)))
+        >>> neutral = dialect_request(req, engine="vllm", constraint_kinds=frozenset({"json"}))
+        >>> neutral.model, neutral.max_tokens, neutral.stop, neutral.messages
+        ('m', 8, ('\\n',), ({'role': 'user', 'content': 'Hi'},))
+    """
+    _refuse_for_dialect(request, engine)
+    config = request.config
+    extra: dict[str, Any] = dict(parameters or {})
+    extensions = dict(config.extensions or {})
+    reserved = sorted(set(extensions) & DIALECT_RESERVED)
+    if reserved:
+        raise _unsupported(
+            f"config.extensions.{reserved[0]}",
+            f"{reserved} are set by the engine and DSPy, not by extensions",
+            engine,
+        )
+    extra.update(extensions)
+    constraint = None
+    if config.response_format is not None:
+        constraint = _dialect_constraint(config.response_format, engine, constraint_kinds)
+    messages: tuple[dict[str, Any], ...] | None = None
+    prompt: str | None = None
+    if endpoint == "generate":
+        prompt = (prompt_format or default_prompt)(request)
+    else:
+        messages = tuple(_dialect_messages(request, engine))
+    try:
+        return EngineRequest(
+            model=model if model is not None else served_model(request.model),
+            prompt=prompt,
+            messages=messages,
+            max_tokens=config.max_tokens,
+            temperature=config.temperature,
+            top_p=config.top_p,
+            top_k=config.top_k,
+            stop=tuple(config.stop),
+            seed=config.seed,
+            frequency_penalty=config.frequency_penalty,
+            presence_penalty=config.presence_penalty,
+            constraint=constraint,
+            stream=stream,
+            extra=extra,
+        )
+    except ConfigError as exc:
+        raise to_lm15_error(exc, provider=engine) from exc
+
+
+def check_constraint(neutral: EngineRequest, result: Result, *, engine: str, replica: str) -> None:
+    """Refuse an answer that ignores the JSON constraint it was sent (an engine or proxy that
+    drops the constraint silently must not go unnoticed); a truncated answer is let through.
+
+    Raises:
+        MalformedResponseError: the text is not JSON (retried on another replica).
+    """
+    if neutral.constraint is None or neutral.constraint.kind != "json":
+        return
+    for choice in result.choices:
+        if choice.finish_reason == "length":
+            continue
+        try:
+            json.loads(choice.text)
+        except ValueError:
+            raise MalformedResponseError(
+                f"{engine} was sent a JSON-schema constraint but answered non-JSON text "
+                f"{choice.text[:120]!r}: the server ignored the constraint (check its version "
+                "and structured-output backend, or drop response_format)",
+                replica=replica,
+            ) from None
+
+
+def _dialect_provider_data(
+    engine: str, replica: str | None, path: str, finish_reason: str | None, **more: Any
+) -> dict[str, Any]:
+    data: dict[str, Any] = {"engine": engine, "endpoint": path}
+    if replica is not None:
+        data["replica"] = replica
+    if finish_reason is not None:
+        data["finish_reason"] = finish_reason
+    data.update({k: v for k, v in more.items() if v is not None})
+    return {engine: data}
+
+
+def dialect_response(
+    result: Result,
+    *,
+    request: Any,
+    engine: str,
+    path: str,
+    replica: str | None = None,
+    adaptations: Sequence[Any] = (),
+) -> Any:
+    """A dialect's :class:`~tgispy.engines.Result` (one choice) -> ``dspy.lm15.Response``.
+
+    ``provider_data[engine]`` says which replica answered, the route, the engine's finish
+    reason and the stop string it matched (cut from the text, as DSPy expects).
+
+    Example:
+        >>> from dspy.lm15 import Message, Request
+        >>> from tgispy.engines import Choice, Result
+        >>> req = Request(model="m", messages=(Message.user("Hi"),))
+        >>> r = dialect_response(Result((Choice("Hello", "length"),), {"prompt_tokens": 3,
+        ...     "completion_tokens": 2, "total_tokens": 5}), request=req, engine="vllm",
+        ...     path="/v1/chat/completions")
+        >>> r.text, r.finish_reason, r.usage.total_tokens
+        ('Hello', 'length', 5)
+    """
+    if not result.choices:
+        raise MalformedResponseError(f"{engine} answered without choices", replica=replica)
+    choice = result.choices[0]
+    return lm15.Response(
+        id=None,
+        model=result.model or request.model,
+        message=lm15.Message.assistant(choice.text),
+        finish_reason=_finish(choice.finish_reason),
+        usage=_usage(result.usage),
+        provider_data=_dialect_provider_data(
+            engine, replica, path, choice.finish_reason, matched_stop=choice.matched_stop
+        ),
+        adaptations=tuple(adaptations),
+    )
+
+
+class DialectStreamMapper:
+    """Turn a dialect's stream :class:`~tgispy.engines.Delta` values into lm15 stream events.
+
+    ``start`` comes with the first payload, text ``delta`` events for choice 0, and ``end``
+    (finish reason, usage) once the stream is done.
+
+    Example:
+        >>> from tgispy.engines import Delta
+        >>> m = DialectStreamMapper(model="m", engine="ollama", path="/api/chat")
+        >>> [e.type for e in m.feed([Delta(text="Hi")])]
+        ['start', 'delta']
+        >>> [e.type for e in m.feed([Delta(finish_reason="stop", done=True)]) + m.finish()]
+        ['end']
+    """
+
+    def __init__(
+        self, *, model: str, engine: str, path: str, adaptations: Sequence[Any] = ()
+    ) -> None:
+        self.model = model
+        self.engine = engine
+        self.path = path
+        self.adaptations = tuple(adaptations)
+        self.started = False
+        self.finish_reason: str | None = None
+        self.usage: Mapping[str, int] | None = None
+
+    def _start(self) -> list[Any]:
+        if self.started:
+            return []
+        self.started = True
+        return [lm15.StreamStartEvent(model=self.model, adaptations=self.adaptations)]
+
+    def feed(self, deltas: Sequence[Delta]) -> list[Any]:
+        """Events for the deltas of one stream payload."""
+        events = self._start() if deltas else []
+        for delta in deltas:
+            if delta.usage is not None:
+                self.usage = delta.usage
+            if delta.index != 0:
+                continue  # DSPy asks one choice per request
+            if delta.text:
+                events.append(lm15.StreamDeltaEvent(lm15.TextDelta(delta.text)))
+            if delta.finish_reason is not None:
+                self.finish_reason = delta.finish_reason
+        return events
+
+    def finish(self) -> list[Any]:
+        """The closing events, once the dialect said the stream is done."""
+        return [
+            *self._start(),
+            lm15.StreamEndEvent(
+                finish_reason=_finish(self.finish_reason),
+                usage=_usage(self.usage),
+                provider_data=_dialect_provider_data(
+                    self.engine, None, self.path, self.finish_reason
+                ),
+            ),
+        ]

@@ -1,9 +1,10 @@
-"""tgispy's TGI fleet client inside DSPy 3.4: engines for ``dspy.LM(engine=..., async_engine=...)``.
+"""tgispy's fleet client inside DSPy 3.4: engines for ``dspy.LM(engine=..., async_engine=...)``.
 
 Install with ``pip install 'tgispy[dspy]'`` (DSPy 3.4.1). Then every DSPy module, adapter
 (``ChatAdapter``, ``JSONAdapter``), ``Evaluate`` and optimizer runs on TGI through tgispy:
 replica routing and ejection, ``/info``-aware validation, JSON schemas as TGI grammars, token
-usage, and streaming -- without LiteLLM.
+usage, and streaming -- without LiteLLM. ``engine=`` (or :func:`fleet_lm`) does the same on vLLM,
+SGLang, llama.cpp, Ollama and OpenAI-compatible fleets.
 
 Example:
     >>> import dspy
@@ -24,7 +25,13 @@ from tgispy.integrations._dspy_require import require_dspy
 
 require_dspy()
 
-from tgispy.integrations._dspy_engine import AsyncTGIEngine, TGIEngine, tgi_lm  # noqa: E402
+from tgispy.integrations._dspy_engine import (  # noqa: E402
+    ENGINE_NAMES,
+    AsyncTGIEngine,
+    TGIEngine,
+    fleet_lm,
+    tgi_lm,
+)
 from tgispy.integrations._dspy_wire import (  # noqa: E402
     CHAT_PARAMETERS,
     GENERATE_PARAMETERS,
@@ -41,6 +48,7 @@ AsyncTGIEngine.__module__ = TGIEngine.__module__ = __name__
 
 __all__ = [
     "CHAT_PARAMETERS",
+    "ENGINE_NAMES",
     "GENERATE_PARAMETERS",
     "AsyncTGIEngine",
     "RetryPolicy",
@@ -50,6 +58,7 @@ __all__ = [
     "WireRequest",
     "build_wire_request",
     "default_prompt",
+    "fleet_lm",
     "tgi_lm",
     "to_lm15_error",
 ]
