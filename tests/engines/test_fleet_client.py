@@ -125,14 +125,18 @@ def test_bad_timeouts_are_config_errors() -> None:
 
 
 # ---- health probes use the dialect's route -------------------------------------------------------
-def probed_paths(engine: str, handler: Any) -> set[str]:
-    """Eject replica 0 (one failed POST), then call until it is probed; the probe's GET paths."""
-    failed: list[str] = []
+def probed_paths(engine: str, handler: Any) -> tuple[str, set[str]]:
+    """After a first call (detection and discovery done), eject replica 0 with one failed POST
+    and call until it takes traffic again: the dialect spoken and the paths of the GETs replica
+    0 got meanwhile (its health probes)."""
+    posts_to_0: list[str] = []
+    armed = [False]
 
     def handle(req: Recorded) -> Reply:
-        if req.method == "POST" and req.replica == REPLICAS[0] and not failed:
-            failed.append(req.path)
-            return Reply(503, {"error": "overloaded"})
+        if armed[0] and req.method == "POST" and req.replica == REPLICAS[0]:
+            posts_to_0.append(req.path)
+            if len(posts_to_0) == 1:
+                return Reply(503, {"error": "overloaded"})
         reply: Reply = handler(req)
         return reply
 
@@ -143,24 +147,34 @@ def probed_paths(engine: str, handler: Any) -> set[str]:
                               eject_base=0.001, panic_threshold=0.0),
         cache=False, transport=transport,
     )  # fmt: skip
+    lm("hi")
     before = len(transport.requests)
+    armed[0] = True
     for _ in range(50):
         lm("hi")
-        if any(r.replica == REPLICAS[0] and r.method == "POST" for r in posts(transport)[1:]):
+        if len(posts_to_0) >= 2:  # failed, ejected, probed, back in rotation
             break
-    assert failed, "replica 0 was never tried"
+    assert len(posts_to_0) >= 2, "replica 0 never came back"
     gets = [r for r in transport.requests[before:] if r.method == "GET"]
-    return {r.path for r in gets if r.replica == REPLICAS[0]}
+    return lm.dialect.name, {r.path for r in gets if r.replica == REPLICAS[0]}
+
+
+def vllm_with_health(req: Recorded) -> Reply:
+    reply: Reply = Reply(200, b"") if req.path == "/health" else doubles.vllm(echo)(req)
+    return reply
 
 
 def test_an_ejected_ollama_replica_is_probed_with_get_root() -> None:
-    assert "/" in probed_paths("ollama", doubles.ollama(echo))
-    assert "/health" not in probed_paths("ollama", doubles.ollama(echo))
+    assert probed_paths("ollama", doubles.ollama(echo)) == ("ollama", {"/"})
 
 
 def test_an_ejected_vllm_replica_is_probed_with_get_health() -> None:
-    assert "/health" in probed_paths("vllm", lambda r: Reply(200, b"") if r.path == "/health"
-                                     else doubles.vllm(echo)(r))  # fmt: skip
+    assert probed_paths("vllm", vllm_with_health) == ("vllm", {"/health"})
+
+
+def test_with_engine_auto_the_probe_is_the_route_every_engine_serves() -> None:
+    # detection picks vLLM's dialect; the probe stays GET /v1/models, which vLLM serves too
+    assert probed_paths("auto", vllm_with_health) == ("vllm", {"/v1/models"})
 
 
 # ---- per-call routing keys -----------------------------------------------------------------------
