@@ -669,7 +669,8 @@ def main(argv: list[str] | None = None) -> int:
         "bare llama.cpp engine are ceilings tgispy runs on: there the ratio is the share of "
         "the ceiling tgispy keeps). Other tgispy rows are shown relative to the first one.",
         "- Canned-body scenarios: every client talks to the same loopback nginx answering one "
-        "canned TGI body (DSPy 3.4: a canned chat completion on the Messages API route), so they "
+        "canned TGI body (DSPy 3.4: a canned chat completion on the Messages API route; engines: a "
+        "canned vLLM completion on /v1/completions), so they "
         "measure client and program overhead, not a model. Each sample runs in a fresh "
         "interpreter; peak RSS is that process's own (wait4's ru_maxrss).",
         "- fleet: `tgispy serve --backend sim` replicas (capacity 4, 5 ms/token); random routing "
