@@ -292,10 +292,36 @@ def test_auto_probes_once_and_speaks_the_engine_found(double: Any, dialect: str,
     assert lm.engine.dialect == "auto"
     with dspy.context(lm=lm):
         assert dspy.Predict("question -> answer")(question="Capital of France?").answer == "Paris"
+        probes = gets(transport)
         assert dspy.Predict("question -> answer")(question="Capital of Italy?").answer == "Rome"
     assert lm.engine.dialect == dialect
     assert {r.path for r in posts(transport)} == {path}
-    assert gets(transport).count("/api/version") <= 1  # probed once, not per call
+    assert probes and gets(transport) == probes  # probed once, not per call
+
+
+def test_auto_refuses_a_fleet_of_mixed_engines() -> None:
+    vllm, ollama = doubles.vllm(respond, model="m"), doubles.ollama(respond, models=("m",))
+    transport = MockTransport(lambda req: (vllm if "vllm" in req.replica else ollama)(req))
+    lm = fleet_lm("m", ["http://vllm.test:8000", "http://ollama.test:11434"], transport=transport)
+    with pytest.raises(LMInvalidRequestError, match=r"different engines.*vllm.*ollama"):
+        lm("Capital of France?")
+    assert posts(transport) == []
+
+
+def test_a_declared_engine_the_server_contradicts_fails_before_generating() -> None:
+    transport = MockTransport(doubles.sglang(respond))
+    lm = tgi_lm("default", "http://127.0.0.1:30000", engine="vllm", transport=transport)
+    with pytest.raises(LMInvalidRequestError, match=r"engine='vllm' was declared.*'sglang'"):
+        lm("Capital of France?")
+    assert posts(transport) == []
+
+
+def test_the_generate_endpoint_uses_the_completions_route() -> None:
+    lm, transport = vllm_lm(endpoint="generate", max_tokens=16)
+    assert lm("Capital of France?", stop=["!"]) == ["Paris"]
+    (sent,) = posts(transport)
+    assert sent.path == "/v1/completions"
+    assert sent.json["prompt"] == "Capital of France?\n\nBEGIN RESPONSE:"
 
 
 def test_bad_configurations_fail_at_construction() -> None:
