@@ -477,3 +477,51 @@ def test_chat_messages_are_copied_and_checked() -> None:
     ]:
         with pytest.raises(InvalidRequestError, match=match):
             build_chat_request(bad, {})  # type: ignore[arg-type]
+
+
+# ---- the memo of generation_parameters (same settings, call after call) ----------------------
+
+
+def test_memo_keeps_types_apart() -> None:
+    from tgispy.tgi._request import generation_parameters
+
+    # True == 1 and 1.0 == 1 in Python: a memo keyed on values alone would hand one's result
+    # (or its acceptance) to the other.
+    assert generation_parameters({"max_tokens": 7}) == {"do_sample": False, "max_new_tokens": 7}
+    with pytest.raises(InvalidRequestError):
+        generation_parameters({"max_tokens": True})
+    assert generation_parameters({"temperature": 1})["temperature"] == 1
+    first = generation_parameters({"temperature": 0.5, "top_k": 3})
+    with pytest.raises(InvalidRequestError):
+        generation_parameters({"temperature": 0.5, "top_k": 3.0})
+    assert first == generation_parameters({"temperature": 0.5, "top_k": 3})
+
+
+def test_memo_results_are_independent_copies() -> None:
+    from tgispy.tgi._request import generation_parameters
+
+    kwargs = {"max_tokens": 9, "stop": ["\n", "END"]}
+    a = generation_parameters(kwargs)
+    a["stop"].append("mutated")
+    a["max_new_tokens"] = 1
+    b = generation_parameters(kwargs)
+    assert b == {"do_sample": False, "max_new_tokens": 9, "stop": ["\n", "END"]}
+    kwargs["stop"].append("X")  # the caller's list changed: a different request
+    assert generation_parameters(kwargs)["stop"] == ["\n", "END", "X"]
+
+
+def test_memo_checks_each_servers_limits() -> None:
+    from tgispy.tgi._request import generation_parameters
+
+    kwargs = {"stop": ["a", "b", "c"]}
+    assert generation_parameters(kwargs, info=ServerInfo(max_stop_sequences=4))["stop"] == [
+        "a",
+        "b",
+        "c",
+    ]
+    with pytest.raises(InvalidRequestError, match="at most 2"):
+        generation_parameters(kwargs, info=ServerInfo(max_stop_sequences=2))
+    # a result computed for no /info is not handed to a server whose limits refuse it
+    assert generation_parameters(kwargs)["stop"] == ["a", "b", "c"]
+    with pytest.raises(InvalidRequestError, match="at most 1"):
+        generation_parameters(kwargs, info=ServerInfo(max_stop_sequences=1))

@@ -265,6 +265,39 @@ def _adapter_id(value: Any, info: ServerInfo | None) -> str | None:
 _FLAGS = ("watermark", "return_full_text", "decoder_input_details", "details")
 
 
+#: generation_parameters' results for recent (kwargs, info, stream): a program sends the same
+#: settings call after call, and checking them costs more than the rest of building the request
+_MEMO: dict[tuple[Any, ...], tuple[ServerInfo | None, dict[str, Any]]] = {}
+_MEMO_SIZE = 256
+_MEMO_SCALARS = frozenset({str, int, float, bool, type(None)})
+
+
+def _memo_key(
+    kwargs: Mapping[str, Any], info: ServerInfo | None, stream: bool
+) -> tuple[Any, ...] | None:
+    """A hashable key for ``kwargs`` whose values are scalars or lists of strings, else None.
+
+    Types are part of the key: ``True == 1`` and ``1.0 == 1`` must not share a result.
+    """
+    parts: list[Any] = [id(info), stream]
+    for name, value in kwargs.items():
+        kind = type(value)
+        if kind is list or kind is tuple:
+            for item in value:
+                if type(item) is not str:
+                    return None
+            parts.append((name, kind, *value))
+        elif kind in _MEMO_SCALARS:
+            parts.append((name, kind, value))
+        else:
+            return None
+    return tuple(parts)
+
+
+def _copy_parameters(params: dict[str, Any]) -> dict[str, Any]:
+    return {k: list(v) if type(v) is list else v for k, v in params.items()}
+
+
 def generation_parameters(
     kwargs: Mapping[str, Any], *, info: ServerInfo | None = None, stream: bool = False
 ) -> dict[str, Any]:
@@ -289,6 +322,22 @@ def generation_parameters(
         >>> generation_parameters({"temperature": 0.7, "n": 3, "stop": "\\n"})
         {'do_sample': True, 'temperature': 0.7, 'details': True, 'best_of': 3, 'stop': ['\\n']}
     """
+    key = _memo_key(kwargs, info, stream)
+    if key is not None:
+        hit = _MEMO.get(key)  # the entry holds its info, so that id is not reused meanwhile
+        if hit is not None:
+            return _copy_parameters(hit[1])
+    params = _generation_parameters(kwargs, info, stream)
+    if key is not None:
+        if len(_MEMO) >= _MEMO_SIZE:
+            _MEMO.clear()
+        _MEMO[key] = (info, _copy_parameters(params))
+    return params
+
+
+def _generation_parameters(
+    kwargs: Mapping[str, Any], info: ServerInfo | None, stream: bool
+) -> dict[str, Any]:
     unknown = kwargs.keys() - _GENERATE_ACCEPTED
     if unknown:
         raise _unknown_keys(unknown, _GENERATE_ACCEPTED, "TGI /generate")
