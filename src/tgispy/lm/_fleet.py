@@ -11,10 +11,12 @@ dialect, never here: this module only turns DSPy kwargs into a neutral request, 
 from __future__ import annotations
 
 import asyncio
+import copy
 import dataclasses
 import logging
 import time
-from collections.abc import AsyncGenerator, Iterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, Callable, Iterator, Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from typing import Any, Literal
 
 from tgispy._sync import iterate_sync, run_sync
@@ -125,6 +127,66 @@ def _optional_int(merged: Mapping[str, Any], key: str) -> int | None:
     return value
 
 
+def _stops_of(merged: Mapping[str, Any]) -> tuple[str, ...]:
+    stop = merged.get("stop")
+    if stop is None:
+        return ()
+    if isinstance(stop, str):
+        return (stop,)
+    if isinstance(stop, (list, tuple)) and all(isinstance(s, str) for s in stop):
+        return tuple(stop)
+    raise ConfigError(f"stop must be a string or a list of strings, got {stop!r}")
+
+
+def _n_of(merged: Mapping[str, Any]) -> int:
+    n = merged.get("n") or 1
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ConfigError(f"n must be a positive integer, got {n!r}")
+    return n
+
+
+def _max_tokens_of(merged: Mapping[str, Any]) -> int | None:
+    return _optional_int(
+        {"max_tokens": merged.get("max_tokens", merged.get("num_predict"))}, "max_tokens"
+    )
+
+
+#: each :class:`~tgispy.engines.Request` field read from DSPy kwargs: the kwargs it comes from and
+#: how it is read (and checked), in the order the checks run
+_FIELDS: tuple[tuple[str, frozenset[str], Callable[[Mapping[str, Any]], Any]], ...] = (
+    ("stop", frozenset({"stop"}), _stops_of),
+    ("n", frozenset({"n"}), _n_of),
+    ("max_tokens", frozenset({"max_tokens", "num_predict"}), _max_tokens_of),
+    ("temperature", frozenset({"temperature"}), lambda m: _optional_float(m, "temperature")),
+    ("top_p", frozenset({"top_p"}), lambda m: _optional_float(m, "top_p")),
+    ("top_k", frozenset({"top_k"}), lambda m: _optional_int(m, "top_k")),
+    ("seed", frozenset({"seed"}), lambda m: _optional_int(m, "seed")),
+    (
+        "frequency_penalty",
+        frozenset({"frequency_penalty"}),
+        lambda m: _optional_float(m, "frequency_penalty"),
+    ),
+    (
+        "presence_penalty",
+        frozenset({"presence_penalty"}),
+        lambda m: _optional_float(m, "presence_penalty"),
+    ),
+    ("constraint", frozenset({"grammar", "response_format"}), _constraint),
+)
+#: the kwargs that are request fields (or DSPy call options), never sent as they are
+_KNOWN = frozenset(
+    {k for _, keys, _ in _FIELDS for k in keys} | {"only_completed", "return_sorted"}
+)
+_NOT_EXTRA = _KNOWN | _NOT_SENT
+
+
+def _fields(merged: Mapping[str, Any], keys: AbstractSet[str] | None = None) -> dict[str, Any]:
+    """The request fields ``merged`` sets, checked; with ``keys``, only those these kwargs feed."""
+    if keys is None:
+        return {name: read(merged) for name, _, read in _FIELDS}
+    return {name: read(merged) for name, sources, read in _FIELDS if not sources.isdisjoint(keys)}
+
+
 def request_from_kwargs(
     model: str | None,
     merged: Mapping[str, Any],
@@ -144,42 +206,39 @@ def request_from_kwargs(
         >>> r.stop, r.extra
         (('\\n',), {'num_ctx': 2048})
     """
-    stop = merged.get("stop")
-    if stop is None:
-        stops: tuple[str, ...] = ()
-    elif isinstance(stop, str):
-        stops = (stop,)
-    elif isinstance(stop, (list, tuple)) and all(isinstance(s, str) for s in stop):
-        stops = tuple(stop)
-    else:
-        raise ConfigError(f"stop must be a string or a list of strings, got {stop!r}")
-    n = merged.get("n") or 1
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise ConfigError(f"n must be a positive integer, got {n!r}")
-    max_tokens = merged.get("max_tokens", merged.get("num_predict"))
-    known = {
-        "stop", "n", "max_tokens", "num_predict", "temperature", "top_p", "top_k", "seed",
-        "frequency_penalty", "presence_penalty", "grammar", "response_format", "only_completed",
-        "return_sorted",
-    }  # fmt: skip
-    extra = {k: v for k, v in merged.items() if k not in known and k not in _NOT_SENT}
+    fields = _fields(merged)
     return Request(
         model=model,
         prompt=prompt,
         messages=tuple(messages) if messages is not None else None,
-        max_tokens=_optional_int({"max_tokens": max_tokens}, "max_tokens"),
-        temperature=_optional_float(merged, "temperature"),
-        top_p=_optional_float(merged, "top_p"),
-        top_k=_optional_int(merged, "top_k"),
-        n=n,
-        stop=stops,
-        seed=_optional_int(merged, "seed"),
-        frequency_penalty=_optional_float(merged, "frequency_penalty"),
-        presence_penalty=_optional_float(merged, "presence_penalty"),
-        constraint=_constraint(merged),
         stream=stream,
-        extra=extra,
+        extra={k: v for k, v in merged.items() if k not in _NOT_EXTRA},
+        **fields,
     )
+
+
+@dataclasses.dataclass(frozen=True)
+class _Defaults:
+    """The LM's default kwargs, read and checked once: the request fields and extra keys they
+    set, and what they were (a deep copy, types included, to notice a later change)."""
+
+    items: list[tuple[str, Any]]
+    types: list[type]
+    fields: dict[str, Any]
+    extra: dict[str, Any]
+
+    @classmethod
+    def read(cls, kwargs: Mapping[str, Any]) -> _Defaults:
+        defaults = {k: v for k, v in kwargs.items() if k != "route_key"}  # per call, never sent
+        return cls(
+            items=copy.deepcopy(list(kwargs.items())),
+            types=list(map(type, kwargs.values())),
+            fields=_fields(defaults),
+            extra={k: v for k, v in defaults.items() if k not in _NOT_EXTRA},
+        )
+
+    def describes(self, kwargs: Mapping[str, Any]) -> bool:
+        return list(kwargs.items()) == self.items and list(map(type, kwargs.values())) == self.types
 
 
 @dataclasses.dataclass(frozen=True)
@@ -281,7 +340,9 @@ class FleetLM(LM):
         self._prefix = prefix
         self._detected = engine != "auto"
         self.dialect: Dialect = dialect_for("openai" if engine == "auto" else engine, prefix=prefix)
-        request_from_kwargs(model, self.kwargs, prompt="")  # bad defaults fail now, not later
+        _fields(self.kwargs)  # bad defaults fail now, not later
+        #: the defaults read once: a call reads and checks only its own kwargs
+        self._known_defaults: _Defaults | None = self._read_defaults()
         # HFClientTGI's builder: user:password@ in a URL is sent as Basic auth and never shown,
         # headers are checked, a number timeout also bounds the whole call. HF_TOKEN is for
         # HuggingFace's servers only: never sent to these engines. With engine="auto" the health
@@ -301,6 +362,10 @@ class FleetLM(LM):
         self._limits: dict[str, Limits | None] = {}
         self._limits_failed_at: dict[str, float] = {}
         self._mismatch: str | None = None
+        #: the merged limits once every replica has answered, for the dialect that asked
+        self._settled: tuple[Dialect, Limits | None] | None = None
+        #: the model that passed ``check_model`` against these limits (checked once per limits)
+        self._model_ok: tuple[Limits | None, str | None] | None = None
         #: probe answers kept for discovery (/v1/models answers both questions)
         self._probed: dict[tuple[str, str], HTTPResponse] = {}
 
@@ -353,7 +418,11 @@ class FleetLM(LM):
         Read once per replica (``/v1/models``, ``/props``, ...); a replica that does not answer
         is asked again after 30 s, and meanwhile requests go out on the engine's safe defaults.
         """
-        path = self.dialect.limits_path
+        dialect = self.dialect
+        settled = self._settled
+        if settled is not None and settled[0] is dialect:
+            return settled[1]
+        path = dialect.limits_path
         if path is None:
             return None
         now = time.monotonic()
@@ -368,9 +437,10 @@ class FleetLM(LM):
         if self._mismatch is not None:
             raise ConfigError(self._mismatch + "; pass the right engine= (or engine='auto')")
         known = [lim for lim in self._limits.values() if lim is not None]
-        if not known:
-            return None
-        return _merge_limits(known)
+        merged = _merge_limits(known) if known else None
+        if all(u in self._limits for u in self.urls) and dialect is self.dialect:
+            self._settled = (dialect, merged)  # every replica answered: nothing left to ask
+        return merged
 
     async def _fetch_limits(self, url: str, path: str) -> None:
         try:
@@ -400,14 +470,37 @@ class FleetLM(LM):
     def _request(
         self,
         merged: Mapping[str, Any],
+        kwargs: Mapping[str, Any],
         *,
         prompt: str | None = None,
         messages: Sequence[Mapping[str, Any]] | None = None,
         stream: bool = False,
     ) -> Request:
-        request = request_from_kwargs(
-            self.model, merged, prompt=prompt, messages=messages, stream=stream
-        )
+        """The request for ``merged`` (:attr:`kwargs` under the call's ``kwargs``): the defaults
+        were read and checked once; only the call's own kwargs are read here."""
+        defaults = self._known_defaults
+        if defaults is None or not defaults.describes(self.kwargs):
+            defaults = self._known_defaults = self._read_defaults()
+        if defaults is None:
+            request = request_from_kwargs(
+                self.model, merged, prompt=prompt, messages=messages, stream=stream
+            )
+        else:
+            fields = defaults.fields
+            extra = defaults.extra
+            if kwargs:
+                fields = {**fields, **_fields(merged, kwargs.keys())}
+                own = {k: v for k, v in kwargs.items() if k not in _NOT_EXTRA and k != "route_key"}
+                if own:
+                    extra = {**extra, **own}
+            request = Request(
+                model=self.model,
+                prompt=prompt,
+                messages=tuple(messages) if messages is not None else None,
+                stream=stream,
+                extra=extra,
+                **fields,
+            )
         constraint = request.constraint
         if (
             constraint is not None
@@ -421,12 +514,25 @@ class FleetLM(LM):
             return dataclasses.replace(request, constraint=None)
         return request
 
-    async def _post(self, request: Request, index: int, use_cache: bool, call: _Call) -> Generation:
+    def _read_defaults(self) -> _Defaults | None:
+        """:attr:`kwargs` read again after a change; ``None`` (read them with every call's) when
+        they do not pass alone: a call may still override the bad value."""
+        try:
+            return _Defaults.read(self.kwargs)
+        except Exception:  # a bad value (the call reports it), or one that cannot be copied
+            return None
+
+    async def _post(
+        self, request: Request, index: int, use_cache: bool, call: _Call, prompt: str = ""
+    ) -> Generation:
         path, body = self.dialect.build(request)
         key = _key(self.model, f"{self.dialect.name}:{path}#{index}", body) if use_cache else None
         if key is not None:
-            hit = _from_cache("", self._cache.get(key))
+            hit = _from_cache(prompt, self._cache.get(key))
             if hit is not None:
+                usage = hit.usage
+                if usage is not None and (not usage or list(usage) != sorted(usage)):
+                    hit = dataclasses.replace(hit, usage=_sorted_usage(usage))
                 return hit
         dialect = self.dialect
 
@@ -442,24 +548,34 @@ class FleetLM(LM):
             errors=dialect.error,
         )
         generation = Generation(
-            prompt="",
-            completions=tuple(Completion(c.text, c.finish_reason) for c in result.choices),
-            usage=dict(result.usage) if result.usage else None,
+            prompt=prompt,
+            completions=tuple([Completion(c.text, c.finish_reason) for c in result.choices]),
+            usage=_sorted_usage(result.usage),
             replica=meta.replica,
         )
         if key is not None:
             self._cache.set(key, _to_cache(generation))
         return generation
 
-    async def _agenerate(self, request: Request, use_cache: bool, call: _Call) -> Generation:
+    async def _agenerate(
+        self, request: Request, use_cache: bool, call: _Call, prompt: str = ""
+    ) -> Generation:
         """Exactly ``request.n`` choices: server-side ``n`` where allowed, else fanned out."""
         limits = await self.limits()
-        wrong_model = self.dialect.check_model(request.model, limits)
-        if wrong_model is not None:
-            raise ConfigError(wrong_model)
-        sizes = _split(request.n, self.dialect.server_n(request, limits))
-        if sizes == [request.n]:
-            parts = [await self._post(request, 0, use_cache, call)]  # the common case: no task
+        model_ok = self._model_ok
+        if model_ok is None or model_ok[0] is not limits or model_ok[1] != request.model:
+            wrong_model = self.dialect.check_model(request.model, limits)
+            if wrong_model is not None:
+                raise ConfigError(wrong_model)
+            self._model_ok = (limits, request.model)
+        n = request.n
+        # one choice is always one request: the dialect's n rules only split larger n
+        sizes = [1] if n == 1 else _split(n, self.dialect.server_n(request, limits))
+        if len(sizes) == 1:
+            part = await self._post(request, 0, use_cache, call, prompt)  # no task
+            if len(part.completions) == n:
+                return part  # the usual case: this one reply is the whole answer
+            parts = [part]
         else:
             parts = await asyncio.gather(
                 *(
@@ -468,7 +584,7 @@ class FleetLM(LM):
                 )
             )
         completions = [c for part in parts for c in part.completions]
-        missing = request.n - len(completions)
+        missing = n - len(completions)
         if missing > 0:
             # The server ignored n (OpenAI-compatible servers may): fan out the rest.
             more = await asyncio.gather(
@@ -480,8 +596,8 @@ class FleetLM(LM):
             parts.extend(more)
             completions.extend(c for part in more for c in part.completions)
         return Generation(
-            prompt="",
-            completions=tuple(completions[: request.n]),
+            prompt=prompt,
+            completions=tuple(completions[:n]),
             usage=_sum_usage([p.usage for p in parts]),
             replica=parts[0].replica if parts else None,
             cached=all(p.cached for p in parts),
@@ -491,17 +607,17 @@ class FleetLM(LM):
         """Generate ``n`` completions of ``prompt`` (a user message in chat mode)."""
         if not isinstance(prompt, str):
             raise ConfigError(f"prompt must be a string, got {type(prompt).__name__}")
-        call = _Call(self._client.clock(), None)
-        await self.detect()
+        started = self._client.clock()
+        if not self._detected:
+            await self.detect()
         merged = {**self.kwargs, **kwargs}
         use_cache = bool(merged.pop("cache", True)) and self._cache is not None
-        call = dataclasses.replace(call, route_key=_pop_route_key(merged))
+        call = _Call(started, _pop_route_key(merged))
         if self.model_type == "chat":
-            request = self._request(merged, messages=self._messages(prompt))
+            request = self._request(merged, kwargs, messages=self._messages(prompt))
         else:
-            request = self._request(merged, prompt=self._format_prompt(prompt))
-        generation = await self._agenerate(request, use_cache, call)
-        return dataclasses.replace(generation, prompt=prompt)
+            request = self._request(merged, kwargs, prompt=self._format_prompt(prompt))
+        return await self._agenerate(request, use_cache, call, prompt)
 
     def _format_prompt(self, prompt: str) -> str:
         """The text sent for ``prompt`` in text mode (2.4's Together/Anyscale wrap it)."""
@@ -510,14 +626,15 @@ class FleetLM(LM):
     async def achat(self, messages: Sequence[Mapping[str, Any]], **kwargs: Any) -> dict[str, Any]:
         """Send ``messages`` to the chat route; ``{"messages", "choices": [{"text",
         "finish_reason"}], "usage"}``, recorded in :attr:`history`."""
-        call = _Call(self._client.clock(), None)
+        started_at = self._client.clock()
         started = time.perf_counter()
-        await self.detect()
+        if not self._detected:
+            await self.detect()
         merged = {**self.kwargs, **kwargs}
         use_cache = bool(merged.pop("cache", True)) and self._cache is not None
-        call = dataclasses.replace(call, route_key=_pop_route_key(merged))
+        call = _Call(started_at, _pop_route_key(merged))
         generation = await self._agenerate(
-            self._request(merged, messages=list(messages)), use_cache, call
+            self._request(merged, kwargs, messages=list(messages)), use_cache, call
         )
         response = {
             "messages": list(messages),
@@ -553,14 +670,15 @@ class FleetLM(LM):
         Recorded in :attr:`history` when it ends. Errors before the first piece are retried on
         another replica; mid-stream error events raise typed errors.
         """
-        call = _Call(self._client.clock(), None)
-        await self.detect()
+        started_at = self._client.clock()
+        if not self._detected:
+            await self.detect()
         merged = {**self.kwargs, **kwargs}
-        call = dataclasses.replace(call, route_key=_pop_route_key(merged))
+        call = _Call(started_at, _pop_route_key(merged))
         if self.model_type == "chat":
-            request = self._request(merged, messages=self._messages(prompt), stream=True)
+            request = self._request(merged, kwargs, messages=self._messages(prompt), stream=True)
         else:
-            request = self._request(merged, prompt=self._format_prompt(prompt), stream=True)
+            request = self._request(merged, kwargs, prompt=self._format_prompt(prompt), stream=True)
         async for piece in self._astream(request, merged, kwargs, call, prompt=prompt):
             yield piece
 
@@ -568,11 +686,12 @@ class FleetLM(LM):
         self, messages: Sequence[Mapping[str, Any]], **kwargs: Any
     ) -> AsyncGenerator[str, None]:
         """Stream the chat route's answer to ``messages`` piece by piece (as :meth:`astream`)."""
-        call = _Call(self._client.clock(), None)
-        await self.detect()
+        started_at = self._client.clock()
+        if not self._detected:
+            await self.detect()
         merged = {**self.kwargs, **kwargs}
-        call = dataclasses.replace(call, route_key=_pop_route_key(merged))
-        request = self._request(merged, messages=list(messages), stream=True)
+        call = _Call(started_at, _pop_route_key(merged))
+        request = self._request(merged, kwargs, messages=list(messages), stream=True)
         async for piece in self._astream(request, merged, kwargs, call, messages=list(messages)):
             yield piece
 
@@ -656,6 +775,11 @@ class FleetLM(LM):
             f"{type(self).__name__}(model={self.model!r}, engine={self.dialect.name!r}, "
             f"replicas={list(self.urls)!r}, model_type={self.model_type!r})"
         )
+
+
+def _sorted_usage(usage: Mapping[str, int] | None) -> dict[str, int] | None:
+    """``usage`` keyed in name order, as :func:`_sum_usage` keys a sum of several."""
+    return {k: usage[k] for k in sorted(usage)} if usage else None
 
 
 def _render(messages: Sequence[Mapping[str, Any]]) -> str:
