@@ -370,3 +370,75 @@ def test_canonical_text_parses_back_to_an_equal_value(value: Any) -> None:
 def test_keys_differ_when_canonical_texts_differ(a: Any, b: Any) -> None:
     same_text = canonical_json({"body": a}) == canonical_json({"body": b})
     assert (cache_key({"body": a}) == cache_key({"body": b})) == same_text
+
+
+# ---- request_key: the per-call fast path must be cache_key exactly ----------------------------
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from tgispy.cache._keys import request_key  # noqa: E402
+
+_names = st.sampled_from(
+    ["inputs", "parameters", "stop", "temperature", "n", "grammar", "properties", "api_key", "url"]
+)
+_scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**40), 2**40)
+    | st.floats(allow_nan=True, allow_infinity=True)
+    | st.text(max_size=12)
+)
+_values = st.recursive(
+    _scalars,
+    lambda inner: (
+        st.lists(inner, max_size=3)
+        | st.tuples(inner, inner)
+        | st.dictionaries(_names, inner, max_size=3)
+    ),
+    max_leaves=8,
+)
+
+
+def _both(model: str, endpoint: str, body: dict[str, object]) -> tuple[str, str]:
+    try:
+        expected = cache_key({"model": model, "endpoint": endpoint, "body": body})
+    except ConfigError as exc:
+        with pytest.raises(ConfigError) as fast:
+            request_key(model, endpoint, body)
+        assert str(fast.value) == str(exc)
+        return "error", "error"
+    return expected, request_key(model, endpoint, body)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    model=st.text(max_size=8),
+    endpoint=st.sampled_from(["/generate", "/v1/chat/completions#0"]),
+    body=st.dictionaries(_names, _values, max_size=4),
+)
+def test_request_key_is_cache_key(model: str, endpoint: str, body: dict[str, object]) -> None:
+    expected, fast = _both(model, endpoint, body)
+    assert fast == expected
+    expected, again = _both(model, endpoint, body)  # the second call reads remembered parts
+    assert again == expected
+
+
+def test_request_key_remembered_settings_do_not_merge_different_ones() -> None:
+    params = {"do_sample": False, "max_new_tokens": 5, "stop": ["\n"]}
+    a = request_key("m", "/generate", {"inputs": "Hi", "parameters": params})
+    b = request_key("m", "/generate", {"inputs": "Hi", "parameters": {**params, "stop": ["x"]}})
+    c = request_key("m", "/generate", {"inputs": "Hi", "parameters": {**params, "seed": 1}})
+    d = request_key("m", "/generate", {"inputs": "Hi", "parameters": dict(params)})
+    assert len({a, b, c}) == 3
+    assert (
+        a
+        == d
+        == cache_key(
+            {"model": "m", "endpoint": "/generate", "body": {"inputs": "Hi", "parameters": params}}
+        )
+    )
+    # integral floats are ints in the canonical form, remembered or not
+    e = request_key("m", "/generate", {"inputs": "Hi", "parameters": {"temperature": 1.0}})
+    f = request_key("m", "/generate", {"inputs": "Hi", "parameters": {"temperature": 1}})
+    assert e == f

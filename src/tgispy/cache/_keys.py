@@ -22,7 +22,7 @@ from typing import Any
 
 from tgispy.errors import ConfigError
 
-__all__ = ["cache_key", "canonical_json", "decode_value", "encode_value"]
+__all__ = ["cache_key", "canonical_json", "decode_value", "encode_value", "request_key"]
 
 #: Bumped when the canonical form changes, so old disk entries become unreachable, not wrong.
 _KEY_VERSION = b"tgispy-cache-key-v1\n"
@@ -218,6 +218,90 @@ def cache_key(request: Mapping[str, Any]) -> str:
         True
     """
     text = canonical_json(request)
+    return hashlib.sha256(_KEY_VERSION + text.encode("ascii")).hexdigest()
+
+
+#: canonical JSON texts of recently keyed body values (a program's settings, the same call after
+#: call), by a typed snapshot of the value
+_PARTS: dict[tuple[Any, ...], str] = {}
+_PARTS_MAX = 256
+_SNAPSHOT_SCALARS = frozenset({str, int, float, bool, type(None)})
+
+
+def _snapshot(value: Any) -> tuple[Any, ...] | None:
+    """A hashable, typed copy of a flat dict of scalars and lists of strings, else None."""
+    if type(value) is not dict:
+        return None
+    parts: list[Any] = []
+    for name, item in value.items():
+        kind = type(item)
+        if kind is list or kind is tuple:
+            for element in item:
+                if type(element) is not str:
+                    return None
+            parts.append((name, kind, *item))
+        elif kind in _SNAPSHOT_SCALARS:
+            parts.append((name, kind, item))
+        else:
+            return None
+    return tuple(parts)
+
+
+def request_key(model: str, endpoint: str, body: Mapping[str, Any]) -> str:
+    """``cache_key({"model": model, "endpoint": endpoint, "body": body})``, computed faster.
+
+    The key an LM computes for every call: the body's strings (the prompt) are encoded as they
+    are, and the canonical text of its other values (the generation settings, the same call after
+    call) is remembered, so only the first call with given settings walks and checks them.
+
+    Raises:
+        ConfigError: as :func:`cache_key`.
+
+    Example:
+        >>> body = {"inputs": "Hi", "parameters": {"max_new_tokens": 5}}
+        >>> request_key("m", "/generate", body) == cache_key(
+        ...     {"model": "m", "endpoint": "/generate", "body": body})
+        True
+    """
+    if type(model) is not str or type(endpoint) is not str or type(body) is not dict:
+        return cache_key({"model": model, "endpoint": endpoint, "body": body})
+    texts: dict[str, str] = {}
+    # In the body's order, as cache_key walks it (the first bad value is the one reported).
+    for name, value in body.items():
+        if (name, False) not in _FINE_NAMES:  # a name not checked yet: the full path checks it
+            return cache_key({"model": model, "endpoint": endpoint, "body": body})
+        if type(value) is str:
+            text = _CANONICAL.encode(value)
+        else:
+            snap = _snapshot(value)
+            cached = _PARTS.get(snap) if snap is not None else None
+            if cached is None:
+                path: _Path = (((), "body"), name)
+                try:
+                    canonical = _is_canonical(value, False, name in _SCHEMA_NAME_MAPS)
+                    text = _CANONICAL.encode(
+                        value if canonical else _normalize(value, path, name in _SCHEMA_NAME_MAPS)
+                    )
+                except RecursionError:
+                    raise ConfigError(
+                        "cache_key: the request nests too deeply or contains a reference cycle."
+                    ) from None
+                if snap is not None:
+                    if len(_PARTS) >= _PARTS_MAX:
+                        _PARTS.clear()
+                    _PARTS[snap] = text
+            else:
+                text = cached
+        texts[name] = text
+    text = (
+        '{"body":{'
+        + ",".join(_CANONICAL.encode(name) + ":" + texts[name] for name in sorted(texts))
+        + '},"endpoint":'
+        + _CANONICAL.encode(endpoint)
+        + ',"model":'
+        + _CANONICAL.encode(model)
+        + "}"
+    )
     return hashlib.sha256(_KEY_VERSION + text.encode("ascii")).hexdigest()
 
 

@@ -434,9 +434,9 @@ def _parse_chat(resp: HTTPResponse, replica: str) -> ChatResponse:
 
 
 def _key(model: str, endpoint: str, body: Mapping[str, Any]) -> str:
-    from tgispy.cache import cache_key
+    from tgispy.cache._keys import request_key  # not at import: the cache loads on first use
 
-    return cache_key({"model": model, "endpoint": endpoint, "body": body})
+    return request_key(model, endpoint, body)
 
 
 def _to_cache(generation: Generation) -> dict[str, Any]:
