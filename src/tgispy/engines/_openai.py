@@ -31,6 +31,9 @@ from tgispy.errors import MalformedResponseError, TGIError
 __all__ = ["OpenAIDialect", "parse_usage"]
 
 
+_USAGE_KEYS = ("prompt_tokens", "completion_tokens", "total_tokens")
+
+
 def parse_usage(raw: Any) -> dict[str, int] | None:
     """OpenAI's ``usage`` object in the neutral shape (``cached_tokens`` when reported).
 
@@ -39,12 +42,12 @@ def parse_usage(raw: Any) -> dict[str, int] | None:
         ...              "prompt_tokens_details": {"cached_tokens": 4}})
         {'prompt_tokens': 5, 'completion_tokens': 2, 'total_tokens': 7, 'cached_tokens': 4}
     """
-    if not isinstance(raw, Mapping):
+    if type(raw) is not dict and not isinstance(raw, Mapping):
         return None
     usage: dict[str, int] = {}
-    for key in ("prompt_tokens", "completion_tokens", "total_tokens"):
+    for key in _USAGE_KEYS:
         value = raw.get(key)
-        if isinstance(value, int) and not isinstance(value, bool):
+        if type(value) is int or (isinstance(value, int) and not isinstance(value, bool)):
             usage[key] = value
     if "total_tokens" not in usage and {"prompt_tokens", "completion_tokens"} <= set(usage):
         usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
@@ -54,6 +57,10 @@ def parse_usage(raw: Any) -> dict[str, int] | None:
         if isinstance(cached, int) and not isinstance(cached, bool):
             usage["cached_tokens"] = cached
     return usage or None
+
+
+def _index(choice: Choice) -> int:
+    return choice.index
 
 
 def _finish(raw: Any) -> str | None:
@@ -184,7 +191,7 @@ class OpenAIDialect:
 
     # ---- responses ----------------------------------------------------------------------------
     def _choice(self, request: Request, raw: Any, position: int) -> Choice:
-        if not isinstance(raw, Mapping):
+        if not isinstance(raw, dict):  # decoded JSON: objects are dicts
             raise MalformedResponseError(f"{self.name} choice is not an object: {raw!r}"[:300])
         if request.is_chat:
             message = raw.get("message")
@@ -197,9 +204,10 @@ class OpenAIDialect:
             raise MalformedResponseError(f"{self.name} choice text is not a string: {text!r}"[:300])
         finish = _finish(raw.get("finish_reason"))
         matched = self._matched_stop(raw)
-        cut, extra_match = apply_stops(text, request.stop)
-        if extra_match is not None:
-            text, finish, matched = cut, "stop", extra_match
+        if request.stop:
+            cut, extra_match = apply_stops(text, request.stop)
+            if extra_match is not None:
+                text, finish, matched = cut, "stop", extra_match
         index = raw.get("index")
         return Choice(
             text=text,
@@ -211,17 +219,23 @@ class OpenAIDialect:
     def parse(self, request: Request, body: bytes | str) -> Result:
         """A ``/completions`` or ``/chat/completions`` body as a :class:`Result`."""
         data = decode_json(body, what=f"{self.name} response")
-        if not isinstance(data, Mapping) or not isinstance(data.get("choices"), list):
+        if not isinstance(data, dict) or not isinstance(data.get("choices"), list):
             raise MalformedResponseError(
                 f"{self.name} response has no 'choices' list: {str(data)[:200]!r}"
             )
-        choices = sorted(
-            (self._choice(request, c, i) for i, c in enumerate(data["choices"])),
-            key=lambda c: c.index,
-        )
+        raw_choices = data["choices"]
+        if len(raw_choices) == 1:  # the usual reply: nothing to order
+            choices: tuple[Choice, ...] = (self._choice(request, raw_choices[0], 0),)
+        else:
+            choices = tuple(
+                sorted(
+                    (self._choice(request, c, i) for i, c in enumerate(raw_choices)),
+                    key=_index,
+                )
+            )
         model = data.get("model")
         return Result(
-            choices=tuple(choices),
+            choices=choices,
             usage=parse_usage(data.get("usage")),
             model=model if isinstance(model, str) else None,
         )

@@ -561,7 +561,11 @@ class FleetLM(LM):
         self, request: Request, use_cache: bool, call: _Call, prompt: str = ""
     ) -> Generation:
         """Exactly ``request.n`` choices: server-side ``n`` where allowed, else fanned out."""
-        limits = await self.limits()
+        settled = self._settled
+        if settled is not None and settled[0] is self.dialect:
+            limits = settled[1]  # what limits() answers, without a coroutine per call
+        else:
+            limits = await self.limits()
         model_ok = self._model_ok
         if model_ok is None or model_ok[0] is not limits or model_ok[1] != request.model:
             wrong_model = self.dialect.check_model(request.model, limits)
