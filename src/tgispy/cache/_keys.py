@@ -18,6 +18,7 @@ import hashlib
 import json
 import math
 from collections.abc import Mapping
+from json.encoder import encode_basestring_ascii as _ascii
 from typing import Any
 
 from tgispy.errors import ConfigError
@@ -271,7 +272,7 @@ def request_key(model: str, endpoint: str, body: Mapping[str, Any]) -> str:
         if (name, False) not in _FINE_NAMES:  # a name not checked yet: the full path checks it
             return cache_key({"model": model, "endpoint": endpoint, "body": body})
         if type(value) is str:
-            text = _CANONICAL.encode(value)
+            text = _ascii(value)
         else:
             snap = _snapshot(value)
             cached = _PARTS.get(snap) if snap is not None else None
@@ -295,11 +296,11 @@ def request_key(model: str, endpoint: str, body: Mapping[str, Any]) -> str:
         texts[name] = text
     text = (
         '{"body":{'
-        + ",".join(_CANONICAL.encode(name) + ":" + texts[name] for name in sorted(texts))
+        + ",".join(_ascii(name) + ":" + texts[name] for name in sorted(texts))
         + '},"endpoint":'
-        + _CANONICAL.encode(endpoint)
+        + _ascii(endpoint)
         + ',"model":'
-        + _CANONICAL.encode(model)
+        + _ascii(model)
         + "}"
     )
     return hashlib.sha256(_KEY_VERSION + text.encode("ascii")).hexdigest()

@@ -45,22 +45,30 @@ class _Bloom:
         self.capacity = capacity
         self.count = 0
 
+    # The _PROBES (3) bit positions h, h + step, h + 2 * step, unrolled: these run on every
+    # cache miss and write, where a loop costs twice as much.
     def add(self, h: int) -> None:
         bits, mask = self.bits, self.mask
         step = (h >> 32) | 1
-        for i in range(_PROBES):
-            pos = (h + i * step) & mask
-            bits[pos >> 3] |= 1 << (pos & 7)
+        pos = h & mask
+        bits[pos >> 3] |= 1 << (pos & 7)
+        pos = (h + step) & mask
+        bits[pos >> 3] |= 1 << (pos & 7)
+        pos = (h + 2 * step) & mask
+        bits[pos >> 3] |= 1 << (pos & 7)
         self.count += 1
 
     def __contains__(self, h: int) -> bool:
         bits, mask = self.bits, self.mask
         step = (h >> 32) | 1
-        for i in range(_PROBES):
-            pos = (h + i * step) & mask
-            if not bits[pos >> 3] & (1 << (pos & 7)):
-                return False
-        return True
+        pos = h & mask
+        if not bits[pos >> 3] & (1 << (pos & 7)):
+            return False
+        pos = (h + step) & mask
+        if not bits[pos >> 3] & (1 << (pos & 7)):
+            return False
+        pos = (h + 2 * step) & mask
+        return bool(bits[pos >> 3] & (1 << (pos & 7)))
 
 
 class KeyFilter:
@@ -93,7 +101,10 @@ class KeyFilter:
         if not self._loaded:
             return True
         h = hash(key)
-        return any(h in bloom for bloom in self._blooms)
+        for bloom in self._blooms:  # noqa: SIM110 - a generator costs ~0.5 us a miss
+            if h in bloom:
+                return True
+        return False
 
     @property
     def loaded(self) -> bool:
