@@ -8,6 +8,7 @@ from tgispy._public import publish as _publish
 from tgispy.tgi._affinity import route_key
 from tgispy.tgi._client import Meta, TGIClient
 from tgispy.tgi._errors import error_from_payload, error_from_response, parse_retry_after
+from tgispy.tgi._fasthttp import FastTransport
 from tgispy.tgi._info import ServerInfo
 from tgispy.tgi._policy import RetryPolicy, RoutingPolicy, Timeout
 from tgispy.tgi._request import (
@@ -50,6 +51,7 @@ __all__ = [
     "AttemptTimeouts",
     "ChatChunk",
     "ChatResponse",
+    "FastTransport",
     "GenerateResponse",
     "GeneratedSequence",
     "HTTPRequest",
