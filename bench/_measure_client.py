@@ -80,16 +80,38 @@ def drive_threads(one: Any, mode: str, seconds: float) -> int:
     return count
 
 
+def tgispy_transport(tool: str) -> Any:
+    """tgispy's core install speaks aiohttp; tgispy[speed] its own HTTP/1.1 (FastTransport)."""
+    from tgispy.tgi import AiohttpTransport, FastTransport
+
+    return FastTransport() if tool == "tgispy-speed" else AiohttpTransport()
+
+
+def run_async(tool: str, coro: Any) -> Any:
+    """Run the async driver: on uvloop for tgispy[speed] (its other half), else asyncio's loop."""
+    if tool == "tgispy-speed":
+        import uvloop
+
+        return uvloop.run(coro)
+    return asyncio.run(coro)
+
+
 def main() -> None:
     tool, mode, port, seconds = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4])
     url = f"http://127.0.0.1:{port}"
     start = time.perf_counter()
     if tool == "aiohttp":
         calls = asyncio.run(aiohttp_run(url, mode, seconds))
-    elif tool == "tgispy":
+    elif tool in ("tgispy", "tgispy-speed"):
         from tgispy.lm._tgi import HFClientTGI
 
-        lm = HFClientTGI(model="canned/model", port=port, url="http://127.0.0.1", cache=False)
+        lm = HFClientTGI(
+            model="canned/model",
+            port=port,
+            url="http://127.0.0.1",
+            cache=False,
+            transport=tgispy_transport(tool),
+        )
         lm._generate("warm up")
         start = time.perf_counter()
         if mode == "seq":
@@ -99,7 +121,7 @@ def main() -> None:
             async def amain() -> int:
                 return await drive_async(lambda i: lm.agenerate(f"Question {i}?"), mode, seconds)
 
-            calls = asyncio.run(amain())
+            calls = run_async(tool, amain())
     elif tool == "dspy24":
         import dspy
 

@@ -231,8 +231,10 @@ def client_overhead(ctx: Context) -> None:
     cases = [
         ("aiohttp (raw)", sys.executable, "aiohttp", "seq"),
         ("tgispy", sys.executable, "tgispy", "seq"),
+        ("tgispy[speed]", sys.executable, "tgispy-speed", "seq"),
         ("aiohttp (raw)", sys.executable, "aiohttp", "conc"),
         ("tgispy", sys.executable, "tgispy", "conc"),
+        ("tgispy[speed]", sys.executable, "tgispy-speed", "conc"),
         ("text-generation AsyncClient", sys.executable, "text-generation", "conc"),
     ]
     if ctx.dspy24:
@@ -272,7 +274,8 @@ def program_overhead(ctx: Context) -> None:
 
     # (subject, its name at 32 in flight, python, measure args, speaks the Messages API)
     cases: list[tuple[str, str, str, list[str], bool]] = [
-        ("tgispy", "tgispy", sys.executable, ["tgispy"], False)
+        ("tgispy", "tgispy", sys.executable, ["tgispy"], False),
+        ("tgispy[speed]", "tgispy[speed]", sys.executable, ["tgispy-speed"], False),
     ]
     if ctx.dspy24:
         cases.append((DSPY24, f"{DSPY24} (32 threads)", ctx.dspy24, ["dspy24"], False))
