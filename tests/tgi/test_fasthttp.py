@@ -40,6 +40,7 @@ from tgispy.tgi import (
     HTTPRequest,
     HTTPResponse,
     RetryPolicy,
+    _fasthttp,
 )
 
 TRANSPORTS: dict[str, Callable[..., AsyncTransport]] = {
@@ -288,23 +289,49 @@ async def test_the_server_closing_an_idle_connection(transport: AsyncTransport) 
         assert server.connections == 2
 
 
-async def test_the_stale_keep_alive_race_is_retried_once_on_a_fresh_connection() -> None:
-    # The server reads the second request on the reused connection and closes it without
-    # answering (what an idle timeout racing the request looks like to the client).
+def first_then_eof(then: bytes | None) -> Script:
+    """Connection 0 answers once, then reads the next request and closes without a byte;
+    later connections answer ``then`` (``None``: they close at once too)."""
+
     def script(conn: Conn, index: int) -> None:
         if index == 0:
             if conn.read_request() is not None:
                 conn.send(reply(b"first"))
             conn.read_request()
             return  # EOF before any response byte
-        while conn.read_request() is not None:
-            conn.send(reply(b"fresh"))
+        while then is not None and conn.read_request() is not None:
+            conn.send(reply(then))
 
+    return script
+
+
+async def test_the_stale_keep_alive_race_is_retried_once_on_a_fresh_connection(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # (what an idle timeout racing the request looks like; counted as idle long enough)
+    monkeypatch.setattr(_fasthttp, "_STALE_IDLE_S", 0.0)
     transport = FastTransport()
-    with RawServer(script) as server:
+    with RawServer(first_then_eof(b"fresh")) as server:
         assert (await transport.send(post(server.url + "/g"))).body == b"first"
         assert (await transport.send(post(server.url + "/g"))).body == b"fresh"
         assert server.connections == 2
+    with RawServer(first_then_eof(None)) as server:
+        assert (await transport.send(post(server.url + "/g"))).body == b"first"
+        with pytest.raises(TransportError) as info:  # retried once, and no more
+            await transport.send(post(server.url + "/g"))
+        assert not isinstance(info.value, ConnectError)
+        assert server.connections == 2  # one fresh connection, closed at once too
+
+
+async def test_a_busy_connection_dying_mid_request_is_not_retried() -> None:
+    # Reused within milliseconds: the server died with the request, it did not idle out.
+    transport = FastTransport()
+    with RawServer(first_then_eof(b"fresh")) as server:
+        assert (await transport.send(post(server.url + "/g"))).body == b"first"
+        with pytest.raises(TransportError) as info:
+            await transport.send(post(server.url + "/g"))
+        assert not isinstance(info.value, ConnectError)
+        assert server.connections == 1
 
 
 async def test_a_fresh_connection_closed_before_the_response_is_an_error(

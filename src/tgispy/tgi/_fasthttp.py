@@ -33,6 +33,12 @@ _MIN_TIMEOUT = 0.001
 _HIGH_WATER = 1 << 20
 # An idle connection older than this is closed rather than reused (servers drop them anyway).
 _IDLE_S = 30.0
+# The stale keep-alive race: a reused connection that was idle at least _STALE_IDLE_S and fails
+# within _STALE_WINDOW_S of the write, before any response byte, lost a race with the server's
+# idle timeout (its close crossed our request); it is retried once on a fresh connection. A
+# busy connection failing, or one failing later, is a server dying mid-request: not retried here.
+_STALE_IDLE_S = 1.0
+_STALE_WINDOW_S = 1.0
 # A timer may fire a hair early (the loop's clock resolution): count that as due.
 _SLACK = 1e-4
 _BODYLESS = frozenset({"GET", "HEAD", "DELETE", "OPTIONS"})
@@ -520,8 +526,8 @@ class FastTransport:
     connections pooled per event loop, origin and TLS setting (shared by every client on the
     loop, closed with it), each request written in one piece, one timer per attempt for the
     connect, read and total limits. Same contract as :class:`AiohttpTransport`: only tgispy
-    errors, same-origin 307/308 redirects followed, no cross-origin one. A reused connection that
-    the server closed just as the request went out is retried once on a fresh connection.
+    errors, same-origin 307/308 redirects followed, no cross-origin one. A long-idle connection
+    that the server closed just as the request went out is retried once on a fresh connection.
 
     Args:
         verify: TLS verification: ``True``, ``False`` or the path of a CA bundle (checked now).
@@ -615,9 +621,9 @@ class FastTransport:
     ) -> tuple[_Conn, list[_Conn]]:
         """Send on a pooled (or new) connection; return it once the response head is in.
 
-        For ``send`` (``stream=False``) the whole response is in. A reused connection that
-        fails before any response byte (the server closed it while idle) is retried once on a
-        fresh one.
+        For ``send`` (``stream=False``) the whole response is in. The stale keep-alive race
+        (the server closed an idle connection just as the request went out on it) is retried
+        once on a fresh connection (see ``_STALE_IDLE_S``).
         """
         loop = asyncio.get_running_loop()
         route = self._route(request.method, url)
@@ -628,23 +634,32 @@ class FastTransport:
             read = max(read, _MIN_TIMEOUT)
         conn: _Conn | None = None
         now = loop.time()
+        idle = 0.0
         while pool:
             candidate = pool.pop()
-            if not candidate.closed and now - candidate.idle_since < _IDLE_S:
+            idle = now - candidate.idle_since
+            if not candidate.closed and idle < _IDLE_S:
                 conn = candidate
                 break
             candidate.abort()
-        reused = conn is not None
+        may_retry = conn is not None and idle >= _STALE_IDLE_S
+        first: TransportError | None = None
         while True:
             if conn is None:
-                conn = await self._open(loop, route, request, total_at)
+                try:
+                    conn = await self._open(loop, route, request, total_at)
+                except ConnectError as exc:
+                    if first is not None:  # the first try went out: never "nothing was sent"
+                        raise first from exc
+                    raise
+            sent_at = loop.time()
             conn.begin(data, read, total_at, stream=stream)
             try:
                 await conn.wait(conn.head_done if stream else conn.complete)
-            except TransportError:
+            except TransportError as exc:
                 conn.abort()
-                if reused and conn.stale:
-                    conn, reused = None, False
+                if may_retry and conn.stale and loop.time() - sent_at < _STALE_WINDOW_S:
+                    conn, may_retry, first = None, False, exc
                     continue
                 raise
             except BaseException:
