@@ -424,6 +424,7 @@ class FleetLM(LM):
             return settled[1]
         path = dialect.limits_path
         if path is None:
+            self._settled = (dialect, None)  # nothing to ask (Ollama: errors name the model)
             return None
         now = time.monotonic()
         missing = [
