@@ -195,7 +195,7 @@ class OpenAIDialect:
             raise MalformedResponseError(f"{self.name} choice is not an object: {raw!r}"[:300])
         if request.is_chat:
             message = raw.get("message")
-            text = message.get("content") if isinstance(message, Mapping) else None
+            text = message.get("content") if isinstance(message, dict) else None
         else:
             text = raw.get("text")
         if text is None:
@@ -245,7 +245,7 @@ class OpenAIDialect:
         if data.strip() == "[DONE]":
             return [Delta(done=True)]
         event = decode_json(data, what=f"{self.name} stream event")
-        if not isinstance(event, Mapping):
+        if not isinstance(event, dict):
             raise MalformedResponseError(
                 f"{self.name} stream event is not an object: {data[:200]!r}"
             )
@@ -259,11 +259,11 @@ class OpenAIDialect:
             raise MalformedResponseError(f"{self.name} stream event has no choices: {data[:200]!r}")
         deltas: list[Delta] = []
         for position, raw in enumerate(raw_choices):
-            if not isinstance(raw, Mapping):
+            if not isinstance(raw, dict):
                 raise MalformedResponseError(f"{self.name} stream choice is not an object")
             if request.is_chat:
                 delta = raw.get("delta")
-                text = delta.get("content") if isinstance(delta, Mapping) else None
+                text = delta.get("content") if isinstance(delta, dict) else None
             else:
                 text = raw.get("text")
             index = raw.get("index")
