@@ -230,6 +230,20 @@ async def test_a_get_has_no_body(transport: AsyncTransport) -> None:
     assert doc["line"] == "GET /info HTTP/1.1" and doc["body"] == ""
 
 
+async def test_a_header_with_a_line_break_is_refused(transport: AsyncTransport) -> None:
+    with RawServer(serve_forever(echo)) as server:
+        bad = HTTPRequest("GET", server.url + "/info", {"X-K": "a\r\nX-Injected: 1"})
+        with pytest.raises(TransportError):
+            await transport.send(bad)
+        assert not server.requests
+
+
+async def test_a_query_is_sent_percent_encoded(transport: AsyncTransport) -> None:
+    with RawServer(serve_forever(echo)) as server:
+        resp = await transport.send(HTTPRequest("GET", server.url + "/info?q=caf\u00e9&x=1"))
+    assert json.loads(resp.body)["line"] == "GET /info?q=caf%C3%A9&x=1 HTTP/1.1"
+
+
 BODY = b"".join(b"line %d of the body\n" % i for i in range(2000))
 
 

@@ -22,8 +22,14 @@ from typing import Any
 from urllib.parse import quote, urlsplit
 
 from tgispy._sync import on_loop_shutdown
-from tgispy.errors import ConfigError, ConnectError, TGITimeoutError, TransportError
-from tgispy.tgi._transport import MAX_REDIRECTS, HTTPRequest, HTTPResponse, redirect_target
+from tgispy.errors import ConfigError, ConnectError, TGIError, TGITimeoutError, TransportError
+from tgispy.tgi._transport import (
+    MAX_REDIRECTS,
+    HTTPRequest,
+    HTTPResponse,
+    origin,
+    redirect_target,
+)
 
 __all__ = ["FastTransport", "close_connections"]
 
@@ -499,8 +505,8 @@ class _Route:
         netloc = parts.netloc.rpartition("@")[2]
         target = quote(parts.path or "/", safe="/%:@!$&'()*+,;=-._~")
         if parts.query:
-            target += "?" + parts.query
-        self.prefix = f"{method} {target} HTTP/1.1\r\nHost: {netloc}\r\n".encode("latin-1")
+            target += "?" + quote(parts.query, safe="/?&=%:@!$'()*+,;-._~")
+        self.prefix = f"{method} {target} HTTP/1.1\r\nHost: {netloc}\r\n".encode()
 
 
 def _header_block(headers: Mapping[str, str], stream: bool) -> bytes:
@@ -510,13 +516,15 @@ def _header_block(headers: Mapping[str, str], stream: bool) -> bytes:
         lower = name.lower()
         if lower in _OWN_HEADERS or (stream and lower == "accept"):
             continue
+        if any(c in name or c in value for c in "\r\n\0"):
+            raise TransportError(f"request header {name!r} contains CR, LF or NUL")
         names.add(lower)
         lines.append(f"{name}: {value}\r\n")
     if "user-agent" not in names:
         lines.append("User-Agent: tgispy\r\n")
     if stream:
         lines.append("Accept: text/event-stream\r\n")
-    return "".join(lines).encode("latin-1")
+    return "".join(lines).encode("utf-8")  # as aiohttp does
 
 
 class FastTransport:
@@ -670,17 +678,22 @@ class FastTransport:
     # -- AsyncTransport ----------------------------------------------------------------------------
     async def send(self, request: HTTPRequest) -> HTTPResponse:
         """Send ``request`` and read the whole response (same-origin 307/308 followed)."""
-        total_at = _total_at(request)
-        url = request.url
-        for _ in range(MAX_REDIRECTS + 1):
-            conn, pool = await self._start(request, url, total_at, stream=False)
-            resp = conn.response()
-            conn.release(pool)
-            if resp.status in (307, 308):
-                url = redirect_target(url, resp.status, resp.headers.get("location"))
-                continue
-            return resp
-        raise TransportError(f"more than {MAX_REDIRECTS} redirects")
+        try:
+            total_at = _total_at(request)
+            url = request.url
+            for _ in range(MAX_REDIRECTS + 1):
+                conn, pool = await self._start(request, url, total_at, stream=False)
+                resp = conn.response()
+                conn.release(pool)
+                if resp.status in (307, 308):
+                    url = redirect_target(url, resp.status, resp.headers.get("location"))
+                    continue
+                return resp
+            raise TransportError(f"more than {MAX_REDIRECTS} redirects")
+        except TGIError:
+            raise
+        except Exception as exc:
+            raise _unexpected(exc, request.url) from exc
 
     async def stream(self, request: HTTPRequest) -> AsyncGenerator[HTTPResponse | bytes, None]:
         """Send ``request`` and yield the response head (body empty), then raw body chunks.
@@ -688,7 +701,12 @@ class FastTransport:
         A non-2xx response yields one :class:`HTTPResponse` with its whole body and stops.
         Closing the generator early closes the connection.
         """
-        conn, pool = await self._start(request, request.url, _total_at(request), stream=True)
+        try:
+            conn, pool = await self._start(request, request.url, _total_at(request), stream=True)
+        except TGIError:
+            raise
+        except Exception as exc:
+            raise _unexpected(exc, request.url) from exc
         finished = False
         try:
             if conn.status >= 300:
@@ -708,9 +726,20 @@ class FastTransport:
                     break
             finished = True
             conn.release(pool)
+        except TGIError:
+            raise
+        except Exception as exc:
+            raise _unexpected(exc, request.url) from exc
         finally:
             if not finished:
                 conn.abort()
+
+
+def _unexpected(exc: Exception, url: str) -> TransportError:
+    scheme, host, port = origin(url)
+    return TransportError(
+        f"unexpected error talking to {scheme}://{host}:{port}: {type(exc).__name__}"
+    )
 
 
 def _total_at(request: HTTPRequest) -> float | None:
