@@ -452,6 +452,26 @@ async def test_a_stream_read_limit_between_chunks(transport: AsyncTransport) -> 
         await chunks.aclose()
 
 
+async def test_one_timer_per_attempt_for_all_three_limits(monkeypatch: pytest.MonkeyPatch) -> None:
+    loop = asyncio.get_running_loop()
+    armed: list[float] = []
+    call_at = loop.call_at
+
+    def counting(when: float, callback: Any, *args: Any, **kwargs: Any) -> asyncio.TimerHandle:
+        armed.append(when)
+        return call_at(when, callback, *args, **kwargs)
+
+    transport = FastTransport()
+    with RawServer(serve_forever(echo)) as server:
+        await transport.send(post(server.url + "/g"))  # the connection, opened untimed
+        monkeypatch.setattr(loop, "call_at", counting)
+        for _ in range(5):
+            resp = await transport.send(post(server.url + "/g", connect=5, read=10, total=20))
+            assert resp.status == 200
+        # each attempt: its earliest deadline (the read limit), armed once
+        assert len(armed) == 5
+
+
 async def test_a_connect_timeout_is_a_timeout(monkeypatch: pytest.MonkeyPatch) -> None:
     # No loopback address leaves a SYN unanswered, so the connect itself hangs here.
     loop = asyncio.get_running_loop()
