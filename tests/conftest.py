@@ -2,7 +2,8 @@
 
 ``model_server`` is the one real-model ``tgispy serve`` (SmolLM2-135M on llama.cpp) of the whole
 session: it starts when the first test asks for it and stops at the end, so the ``model`` tests of
-every package share one start instead of one each.
+every package share one start instead of one each. ``llama_server`` (tests/_llama_server.py) is
+likewise the one llama.cpp HTTP server of the session, for the engine tests of every package.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 import pytest
+
+from _llama_server import llama_server  # noqa: F401  (the session fixture, for every package)
 
 if TYPE_CHECKING:
     from tgispy.server import ServerHandle

@@ -1,6 +1,6 @@
 """DSPy 3.4 programs on the real llama.cpp server through ``dspy.LM(engine=...)``.
 
-Real HTTP to the session's llama.cpp server (tests/engines/conftest.py, SmolLM2-135M on
+Real HTTP to the session's llama.cpp server (tests/_llama_server.py, SmolLM2-135M on
 127.0.0.1); generations stay a few dozen tokens long.
 """
 
@@ -16,12 +16,8 @@ dspy = import_dspy()
 
 from dspy.lm15 import Config, Message, Request  # noqa: E402
 
-from engines import conftest as engines_conftest  # noqa: E402  (tests/ is on sys.path)
-from engines.conftest import LlamaServer  # noqa: E402
+from _llama_server import LlamaServer  # noqa: E402  (tests/ is on sys.path)
 from tgispy.integrations.dspy import fleet_lm, tgi_lm  # noqa: E402
-
-#: the real llama.cpp server fixture of tests/engines, reused here
-llama_server = engines_conftest.llama_server
 
 pytestmark = pytest.mark.usefixtures("dspy_memory_cache")
 
