@@ -17,7 +17,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -103,6 +103,7 @@ class RawServer:
         self.sock = socket.socket()
         self.sock.bind(("127.0.0.1", 0))
         self.sock.listen(64)
+        self.sock.settimeout(0.05)
         self.port = self.sock.getsockname()[1]
         self.connections = 0
         self.requests: list[tuple[str, dict[str, str], bytes]] = []
@@ -132,12 +133,14 @@ class RawServer:
             t.join(2)
 
     def _accept(self) -> None:
-        self.sock.settimeout(0.05)
         while not self._stop.is_set():
             try:
                 sock, _ = self.sock.accept()
             except OSError:
                 continue
+            if self._stop.is_set():
+                sock.close()
+                return
             index = self.connections
             self.connections += 1
             self._socks.append(sock)
@@ -704,6 +707,33 @@ async def test_hfclient_retries_dropped_connections() -> None:
         assert r.requests["/generate"] > 10  # some connections were dropped and retried
     finally:
         await r.stop()
+
+
+def test_one_transport_shared_by_threads_of_the_sync_face(replica_thread: str) -> None:
+    lm = dspy.HFClientTGI("m", None, replica_thread, cache=False, transport=FastTransport())
+    errors: list[BaseException] = []
+
+    def work(n: int) -> None:
+        try:
+            for i in range(8):
+                assert lm(f"t{n} q{i}", max_tokens=3) == ["ok ok ok"]
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert not errors
+
+
+@pytest.fixture
+def replica_thread() -> Iterator[str]:
+    from tgispy.testing import Reply, ScriptedTGI
+
+    with ScriptedTGI([Reply.generate("ok ok ok")]) as server:
+        yield server.url
 
 
 @pytest.mark.parametrize(

@@ -568,8 +568,8 @@ class FastTransport:
         self._verify = verify
         self._routes: dict[tuple[str, str], _Route] = {}
         self._blocks: dict[tuple[tuple[tuple[str, str], ...], bool], bytes] = {}
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._pools = _Pools()
+        # the last loop's pools, as one tuple: threads (the sync face) each run their own loop
+        self._last: tuple[asyncio.AbstractEventLoop | None, _Pools] = (None, _Pools())
 
     def __repr__(self) -> str:
         return f"FastTransport(verify={self._verify!r})"
@@ -598,10 +598,10 @@ class FastTransport:
         return route.prefix + block + b"\r\n"
 
     def _pool(self, loop: asyncio.AbstractEventLoop, route: _Route) -> list[_Conn]:
-        pools = self._pools
-        if loop is not self._loop or pools.closed:
-            pools = self._pools = _POOLS.get(loop)
-            self._loop = loop
+        last_loop, pools = self._last
+        if last_loop is not loop or pools.closed:
+            pools = _POOLS.get(loop)
+            self._last = (loop, pools)
         pool = pools.get(route.key)
         if pool is None:
             pool = pools[route.key] = []
