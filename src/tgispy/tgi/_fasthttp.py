@@ -546,9 +546,9 @@ class FastTransport:
     Example:
         >>> import tgispy as dspy
         >>> from tgispy.tgi import FastTransport
-        >>> lm = dspy.HFClientTGI(
-        ...     "m", 8080, "http://localhost", transport=FastTransport()
-        ... )  # doctest: +SKIP
+        >>> lm = dspy.HFClientTGI("m", 8080, "http://localhost", transport=FastTransport())
+        >>> FastTransport(verify=False)
+        FastTransport(verify=False)
     """
 
     def __init__(self, *, verify: bool | str = True) -> None:
