@@ -166,7 +166,7 @@ class _Conn(asyncio.Protocol):
         self.closed = True
         if not self.busy or self._complete:
             return
-        if self._head and self._until_close and self._error is None:
+        if self._head and self._until_close and self._error is None and exc is None:
             # A body without Content-Length or chunking ends when the server closes.
             self._complete = True
             self._keep_alive = False
