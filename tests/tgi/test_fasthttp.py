@@ -647,6 +647,31 @@ def test_without_httptools_the_error_names_the_extra(monkeypatch: pytest.MonkeyP
         FastTransport()
 
 
+def test_default_transport_is_fast_with_the_speed_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    from tgispy.tgi import AiohttpTransport, TGIClient, default_transport
+
+    monkeypatch.delenv("TGISPY_TRANSPORT", raising=False)
+    assert type(default_transport()) is FastTransport  # httptools is installed here
+    assert type(TGIClient(["http://127.0.0.1:9"]).transport) is FastTransport
+    monkeypatch.setenv("TGISPY_TRANSPORT", "aiohttp")
+    assert type(TGIClient(["http://127.0.0.1:9"]).transport) is AiohttpTransport
+    monkeypatch.setenv("TGISPY_TRANSPORT", "http2")
+    with pytest.raises(ConfigError, match="use 'aiohttp' or 'fast'"):
+        default_transport()
+
+
+def test_default_transport_without_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    from tgispy.tgi import AiohttpTransport, default_transport
+
+    monkeypatch.setitem(sys.modules, "httptools", None)  # not importable
+    monkeypatch.setattr("importlib.util.find_spec", lambda name, *a: None)  # nor found
+    monkeypatch.delenv("TGISPY_TRANSPORT", raising=False)
+    assert type(default_transport(verify=False)) is AiohttpTransport
+    monkeypatch.setenv("TGISPY_TRANSPORT", "fast")  # asked for explicitly: say what to install
+    with pytest.raises(ImportError, match=r"pip install 'tgispy\[speed\]'"):
+        default_transport()
+
+
 def test_loop_shutdown_closes_pooled_connections() -> None:
     with RawServer(serve_forever(echo)) as server:
 

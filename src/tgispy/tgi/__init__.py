@@ -40,6 +40,7 @@ from tgispy.tgi._transport import (
     AttemptTimeouts,
     HTTPRequest,
     HTTPResponse,
+    default_transport,
 )
 
 __all__ = [
@@ -67,6 +68,7 @@ __all__ = [
     "Token",
     "build_chat_request",
     "build_generate_request",
+    "default_transport",
     "disable_tracing",
     "enable_tracing",
     "error_from_payload",

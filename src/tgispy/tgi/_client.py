@@ -51,11 +51,11 @@ from tgispy.tgi._routing import NoneAvailable, Pick, Probe, ReplicaSet, Wait
 from tgispy.tgi._secrets import Secrets
 from tgispy.tgi._sse import SSEDecoder
 from tgispy.tgi._transport import (
-    AiohttpTransport,
     AsyncTransport,
     AttemptTimeouts,
     HTTPRequest,
     HTTPResponse,
+    default_transport,
 )
 
 __all__ = ["Meta", "TGIClient"]
@@ -129,12 +129,13 @@ class TGIClient:
         urls: replica base URLs (see :func:`tgispy.tgi._endpoints.replica_urls`).
         headers: extra headers for every request (``Authorization`` ...); never logged.
         verify: TLS verification (``True``, ``False`` or a CA bundle path), for the default
-            transport.
+            transport (a transport passed in has its own).
         timeout: per-attempt timeouts.
         retry: the retry policy (attempts, backoff, deadline, budget).
         routing: the routing policy (strategy, in-flight caps, ejection).
         rng: random source for jitter and routing.
-        transport: the HTTP transport (default: :class:`~tgispy.tgi._transport.AiohttpTransport`).
+        transport: the HTTP transport (default: :func:`~tgispy.tgi._transport.default_transport`,
+            tgispy's FastTransport with ``tgispy[speed]``, else aiohttp's).
         secrets: extra credential strings to scrub from replies (URL userinfo, tokens), on top of
             the header values.
         clock: monotonic seconds, for deadlines, routing and the retry budget (tests inject one).
@@ -175,7 +176,7 @@ class TGIClient:
         self._sleep = sleep
         self._health_path = health_path
         self._rng = rng or random.Random()
-        self._transport: AsyncTransport = transport or AiohttpTransport(verify=verify)
+        self._transport: AsyncTransport = transport or default_transport(verify)
         self._headers = {"Content-Type": "application/json", **(headers or {})}
         self._get_headers = {k: v for k, v in self._headers.items() if k != "Content-Type"}
         self._secrets = Secrets.collect(headers or {}, secrets)

