@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 import tgispy as dspy
 from tgispy.lm._provider import ProviderLM
 from tgispy.testing import MockTransport, Reply
@@ -46,3 +48,26 @@ def test_url_userinfo_of_an_engine_client_is_basic_auth_and_never_shown() -> Non
     assert post.replica == "http://vllm.test:8000"
     for surface in (repr(lm), str(lm.stats()), str(lm.urls)):
         assert password not in surface
+
+
+def test_huggingface_provider_sends_hf_token_and_other_providers_never_do(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    token = "hf_TokenValueThatIsLongEnough"
+    monkeypatch.setenv("HF_TOKEN", token)
+    monkeypatch.delenv("HUGGINGFACE_API_KEY", raising=False)
+    monkeypatch.delenv("HOSTED_VLLM_API_KEY", raising=False)
+
+    def sent_authorization(model: str, base: str) -> str | None:
+        transport = MockTransport(
+            lambda req: Reply(404, b"") if req.method == "GET" else Reply.chat("Paris")
+        )
+        lm = dspy.LM(model, api_base=base, cache=False, transport=transport)
+        assert lm("Capital of France?") == ["Paris"]
+        post = next(r for r in transport.requests if r.method == "POST")
+        return post.headers.get("Authorization")
+
+    # TGI's /v1 on an HF endpoint: LiteLLM's huggingface provider takes HF_TOKEN too
+    assert sent_authorization("huggingface/tgi", "https://ep.hf.test/v1") == f"Bearer {token}"
+    # a vLLM server is not HuggingFace's: its token never leaves for it
+    assert sent_authorization("hosted_vllm/m", "https://gpu.test:8000/v1") is None

@@ -99,6 +99,8 @@ class ProviderLM(FleetLM):
         if api_base is None:
             raise ConfigError(f"{provider}/ models need api_base='http://host:port/v1'")
         api_key = kwargs.pop("api_key", None) or os.environ.get(f"{env}_API_KEY")
+        if api_key is None and provider == "huggingface":  # as LiteLLM: HF's own token too
+            api_key = os.environ.get("HF_TOKEN") or os.environ.get("HUGGING_FACE_HUB_TOKEN")
         bases = [api_base] if isinstance(api_base, str) else list(api_base)
         if engine == "ollama":
             urls, prefix = [b.rstrip("/") for b in bases], ""
