@@ -19,7 +19,7 @@ import sys
 import time
 from typing import Any
 
-from _measure_client import drive_async, drive_threads
+from _measure_client import drive_async, drive_threads, run_async, tgispy_transport
 
 MODEL = "canned/model"
 #: the text the canned /v1/completions body carries (engines.py); its answer field is "Paris"
@@ -54,10 +54,10 @@ async def aiohttp_run(url: str, mode: str, seconds: float) -> int:
 
 
 def make_lm(lib: str, client: str, port: int) -> Any:
-    if lib == "tgispy":
+    if lib in ("tgispy", "tgispy-speed"):
         import tgispy as dspy
 
-        extra: dict[str, Any] = {"cache": False}
+        extra: dict[str, Any] = {"cache": False, "transport": tgispy_transport(lib)}
     else:
         import dspy  # DSPy 2.4.17: engines.py runs it with DSP_CACHEBOOL=False (no joblib cache)
 
@@ -79,7 +79,7 @@ def main() -> None:
         print(json.dumps({"calls_per_s": calls / (time.perf_counter() - start), "calls": calls}))
         return
     dspy, lm = make_lm(lib, client, port)
-    asynchronous = lib == "tgispy" and mode == "conc"
+    asynchronous = lib in ("tgispy", "tgispy-speed") and mode == "conc"
     if what == "gen":
         sync_one: Any = lm._generate if client == "vllm" else lm
         if asynchronous:  # tgispy only: DSPy 2.4 has no async API
@@ -108,7 +108,7 @@ def main() -> None:
         async def amain() -> int:
             return await drive_async(aone, mode, seconds)
 
-        calls = asyncio.run(amain())
+        calls = run_async(lib, amain())
     else:
         calls = drive_threads(one, mode, seconds)
     elapsed = time.perf_counter() - start

@@ -98,6 +98,7 @@ def cases(with_anchors: bool) -> list[tuple[str, str, str, str, str, str]]:
             if what == "gen" and client == "vllm":
                 out.append((scenario, "aiohttp (raw)", sys.executable, "aiohttp", client, what))
             out.append((scenario, "tgispy", sys.executable, "tgispy", client, what))
+            out.append((scenario, "tgispy[speed]", sys.executable, "tgispy-speed", client, what))
             if with_anchors:
                 out.append((scenario, DSPY24, anchor, "dspy24", client, what))
     return out
