@@ -10,12 +10,17 @@ used: on SGLang it runs a generation.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+import logging
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
+from tgispy.errors import ConfigError
 from tgispy.tgi._errors import header_value
+from tgispy.tgi._transport import HTTPResponse
 
-__all__ = ["PROBES", "classify", "detected_engine", "mismatch"]
+__all__ = ["PROBES", "classify", "detected_engine", "fleet_engine", "mismatch", "probe_replica"]
+
+logger = logging.getLogger(__name__)
 
 #: the GETs tried in order, each relative to the replica's root URL
 PROBES = ("/v1/models", "/api/version", "/version", "/props", "/info")
@@ -99,3 +104,59 @@ def mismatch(declared: str, owners: list[str]) -> str | None:
             f"{', '.join(repr(o) for o in owners)} ({found})"
         )
     return None
+
+
+async def probe_replica(
+    get: Callable[[str, str], Awaitable[HTTPResponse]],
+    url: str,
+    *,
+    answers: dict[tuple[str, str], HTTPResponse] | None = None,
+) -> tuple[bool, str | None]:
+    """Probe one replica with :data:`PROBES` (the I/O shell around :func:`classify`).
+
+    ``get(url, path)`` does one GET. Returns whether the replica answered at all and the engine
+    its answers identify (``None``: not recognised). ``answers``, when given, keeps every answer
+    by ``(url, path)``, for a caller that reads ``/v1/models`` again for the replica's limits.
+    """
+    for path in PROBES:
+        try:
+            resp = await get(url, path)
+        except Exception as exc:  # an unreachable replica tells nothing; the call will fail
+            logger.info("engine probe GET %s%s failed: %s", url, path, exc)
+            return path != PROBES[0], None
+        if answers is not None:
+            answers[url, path] = resp
+        found = classify(path, resp.status, resp.headers, resp.body)
+        if found is not None:
+            return True, found
+    return True, None
+
+
+def fleet_engine(
+    urls: Sequence[str], probes: Sequence[tuple[bool, str | None]]
+) -> tuple[bool, str | None]:
+    """The engine a fleet runs, from :func:`probe_replica`'s answer for each of ``urls``.
+
+    Returns ``(decided, engine)``: ``decided`` is False when no replica answered (probe again
+    later rather than guess for good); ``engine`` is ``None`` when none was recognised.
+
+    Raises:
+        ConfigError: the replicas run different engines (names each replica's).
+
+    Example:
+        >>> fleet_engine(["http://a", "http://b"], [(True, "vllm"), (True, None)])
+        (True, 'vllm')
+        >>> fleet_engine(["http://a"], [(False, None)])
+        (False, None)
+    """
+    if not any(reached for reached, _ in probes):
+        return False, None
+    found = [engine for _, engine in probes]
+    engines = {f for f in found if f is not None}
+    if len(engines) > 1:
+        each = ", ".join(f"{u}: {f or 'unknown'}" for u, f in zip(urls, found, strict=True))
+        raise ConfigError(
+            f"the replicas run different engines ({each}); pass engine= to name the dialect "
+            "they all speak, or make one LM per engine"
+        )
+    return True, engines.pop() if engines else None

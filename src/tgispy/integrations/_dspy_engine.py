@@ -35,7 +35,12 @@ from dspy.lm15 import Request, Response  # noqa: E402
 from tgispy._sync import iterate_sync, run_sync  # noqa: E402
 from tgispy.engines import ENGINES, Dialect, Limits, Result, dialect_for  # noqa: E402
 from tgispy.engines import Request as EngineRequest  # noqa: E402
-from tgispy.engines._detect import PROBES, classify, detected_engine, mismatch  # noqa: E402
+from tgispy.engines._detect import (  # noqa: E402
+    detected_engine,
+    fleet_engine,
+    mismatch,
+    probe_replica,
+)
 from tgispy.errors import ConfigError, TGIError  # noqa: E402
 from tgispy.integrations._dspy_wire import (  # noqa: E402
     CHAT_PARAMETERS,
@@ -345,36 +350,14 @@ class AsyncTGIEngine:
         return self._dialect
 
     async def _detect(self) -> None:
-        probes = await asyncio.gather(*(self._probe(u) for u in self.urls))
-        if not any(reached for reached, _ in probes):
+        probes = await asyncio.gather(*(probe_replica(self._client.get, u) for u in self.urls))
+        decided, engine = fleet_engine(self.urls, probes)
+        if not decided:
             return  # probe again next call rather than guess for good
-        found = [engine for _, engine in probes]
-        engines = {f for f in found if f is not None}
-        if len(engines) > 1:
-            each = ", ".join(
-                f"{u}: {f or 'unknown'}" for u, f in zip(self.urls, found, strict=True)
-            )
-            raise ConfigError(
-                f"the replicas run different engines ({each}); pass engine= to name the dialect "
-                "they all speak, or make one LM per engine"
-            )
-        engine = engines.pop() if engines else None
         if engine != "tgi":
             self._dialect = dialect_for(detected_engine(engine), prefix=self._prefix)
         self._detected = True
         logger.info("engine='auto': %s speak %s", list(self.urls), self.dialect)
-
-    async def _probe(self, url: str) -> tuple[bool, str | None]:
-        for path in PROBES:
-            try:
-                resp = await self._client.get(url, path)
-            except Exception as exc:  # an unreachable replica tells nothing; the call will fail
-                logger.info("engine probe GET %s%s failed: %s", url, path, exc)
-                return path != PROBES[0], None
-            found = classify(path, resp.status, resp.headers, resp.body)
-            if found is not None:
-                return True, found
-        return True, None
 
     async def _discover(self, dialect: Dialect) -> Limits | None:
         """What the replicas say they serve (best effort, once per replica; a failed replica is

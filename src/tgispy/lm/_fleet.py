@@ -21,7 +21,7 @@ from typing import Any, Literal
 
 from tgispy._sync import iterate_sync, run_sync
 from tgispy.engines import Constraint, Dialect, Limits, Request, Result, dialect_for
-from tgispy.engines._detect import PROBES, classify, detected_engine, mismatch
+from tgispy.engines._detect import detected_engine, fleet_engine, mismatch, probe_replica
 from tgispy.errors import ConfigError
 from tgispy.lm._base import LM, Completion, Generation
 from tgispy.lm._tgi import (
@@ -377,40 +377,19 @@ class FleetLM(LM):
             ConfigError: the replicas run different engines.
         """
         if not self._detected:
-            probes = await asyncio.gather(*(self._probe_engine(u) for u in self.urls))
-            if not any(reached for reached, _ in probes):
+            probes = await asyncio.gather(
+                *(probe_replica(self._client.get, u, answers=self._probed) for u in self.urls)
+            )
+            decided, found = fleet_engine(self.urls, probes)
+            if not decided:
                 # Nothing answered: speak the generic dialect for now (the call will report the
                 # connection errors) and probe again next time rather than guess for good.
                 return self.dialect.name
-            found = [engine for _, engine in probes]
-            engines = {f for f in found if f is not None}
-            if len(engines) > 1:
-                each = ", ".join(
-                    f"{u}: {f or 'unknown'}" for u, f in zip(self.urls, found, strict=True)
-                )
-                raise ConfigError(
-                    f"the replicas run different engines ({each}); pass engine= to name the "
-                    "dialect they all speak, or make one LM per engine"
-                )
-            engine = detected_engine(engines.pop() if engines else None)
+            engine = detected_engine(found)
             self.dialect = dialect_for(engine, prefix=self._prefix)
             self._detected = True
             logger.info("engine='auto': %s speak %s", list(self.urls), engine)
         return self.dialect.name
-
-    async def _probe_engine(self, url: str) -> tuple[bool, str | None]:
-        """Whether ``url`` answered at all, and the engine its answers identify."""
-        for path in PROBES:
-            try:
-                resp = await self._client.get(url, path)
-            except Exception as exc:  # an unreachable replica tells nothing; the call will fail
-                logger.info("engine probe GET %s%s failed: %s", url, path, exc)
-                return path != PROBES[0], None
-            self._probed[url, path] = resp
-            found = classify(path, resp.status, resp.headers, resp.body)
-            if found is not None:
-                return True, found
-        return True, None
 
     async def limits(self) -> Limits | None:
         """What the replicas said about themselves (context length, ``n`` per request), merged.

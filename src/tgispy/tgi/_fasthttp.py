@@ -22,11 +22,12 @@ from typing import Any
 from urllib.parse import quote, urlsplit
 
 from tgispy._sync import on_loop_shutdown
-from tgispy.errors import ConfigError, ConnectError, TGIError, TGITimeoutError, TransportError
+from tgispy.errors import ConnectError, TGIError, TGITimeoutError, TransportError
 from tgispy.tgi._transport import (
     MAX_REDIRECTS,
     HTTPRequest,
     HTTPResponse,
+    check_verify,
     origin,
     redirect_target,
 )
@@ -553,19 +554,7 @@ class FastTransport:
 
     def __init__(self, *, verify: bool | str = True) -> None:
         self._parser = _parser_class()
-        if isinstance(verify, str):
-            try:
-                ssl.create_default_context(cafile=verify)
-            except (OSError, ssl.SSLError) as exc:
-                raise ConfigError(
-                    f"verify={verify!r} is not a readable CA bundle ({exc.__class__.__name__}); "
-                    "pass the path of a PEM file, True (system CAs) or False"
-                ) from None
-        elif not isinstance(verify, bool):
-            raise ConfigError(
-                f"verify must be True, False or the path of a CA bundle, got {verify!r}"
-            )
-        self._verify = verify
+        self._verify = check_verify(verify)
         self._routes: dict[tuple[str, str], _Route] = {}
         self._blocks: dict[tuple[tuple[tuple[str, str], ...], bool], bytes] = {}
         # the last loop's pools, as one tuple: threads (the sync face) each run their own loop

@@ -37,6 +37,7 @@ __all__ = [
     "AttemptTimeouts",
     "HTTPRequest",
     "HTTPResponse",
+    "check_verify",
     "close_sessions",
     "default_transport",
     "origin",
@@ -128,6 +129,27 @@ class AsyncTransport(Protocol):
         A non-2xx response yields one :class:`HTTPResponse` carrying its whole body and stops.
         """
         ...
+
+
+def check_verify(verify: object) -> bool | str:
+    """``verify`` as a transport takes it: ``True``, ``False`` or a readable CA bundle's path.
+
+    Raises:
+        ConfigError: anything else, or a path that is not a readable CA bundle (checked now,
+            not at the first request).
+    """
+    if isinstance(verify, str):
+        try:
+            ssl.create_default_context(cafile=verify)
+        except (OSError, ssl.SSLError) as exc:
+            raise ConfigError(
+                f"verify={verify!r} is not a readable CA bundle ({exc.__class__.__name__}); "
+                "pass the path of a PEM file, True (system CAs) or False"
+            ) from None
+        return verify
+    if not isinstance(verify, bool):
+        raise ConfigError(f"verify must be True, False or the path of a CA bundle, got {verify!r}")
+    return verify
 
 
 def origin(url: str) -> tuple[str, str, int | None]:
@@ -243,19 +265,7 @@ class AiohttpTransport:
     """
 
     def __init__(self, *, verify: bool | str = True) -> None:
-        if isinstance(verify, str):
-            try:
-                ssl.create_default_context(cafile=verify)
-            except (OSError, ssl.SSLError) as exc:
-                raise ConfigError(
-                    f"verify={verify!r} is not a readable CA bundle ({exc.__class__.__name__}); "
-                    "pass the path of a PEM file, True (system CAs) or False"
-                ) from None
-        elif not isinstance(verify, bool):
-            raise ConfigError(
-                f"verify must be True, False or the path of a CA bundle, got {verify!r}"
-            )
-        self._verify = verify
+        self._verify = check_verify(verify)
         self._timeouts: dict[tuple[AttemptTimeouts, bool], Any] = {}
 
     def _timeout(self, t: AttemptTimeouts, *, stream: bool) -> Any:
