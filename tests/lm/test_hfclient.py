@@ -366,3 +366,32 @@ def test_chat_stream_error_event_is_typed() -> None:
         lm = make(srv, retry=RetryPolicy.none())
         with pytest.raises(OverloadedError):
             list(lm.chat_stream([{"role": "user", "content": "hi"}]))
+
+
+def test_every_kind_of_call_records_one_history_shape() -> None:
+    """Completion, chat, stream and chat stream entries share one shape (LM._record)."""
+    from tgispy.testing import MockTransport
+
+    def handler(request: Recorded) -> Reply:
+        if request.path == "/v1/chat/completions":
+            if request.json.get("stream"):
+                return Reply.chat_stream(["Par", "is"])
+            return Reply.chat("Paris")
+        if request.path == "/generate_stream":
+            return Reply.stream(["Par", "is"])
+        return Reply.generate("Paris")
+
+    lm = HFClientTGI("m", 8080, "http://tgi.test", cache=False, transport=MockTransport(handler))
+    messages = [{"role": "user", "content": "Capital of France?"}]
+    lm("Capital of France?")
+    lm.chat(messages)
+    assert "".join(lm.stream("Capital of France?")) == "Paris"
+    assert "".join(lm.chat_stream(messages)) == "Paris"
+    completion, chat, stream, chat_stream = list(lm.history)[-4:]
+    shape = set(completion)
+    assert shape >= {"prompt", "response", "kwargs", "usage", "latency", "finish_reasons"}
+    assert set(stream) == shape
+    assert set(chat) == set(chat_stream) == shape | {"messages"}
+    assert chat["prompt"] == chat_stream["prompt"] == "user: Capital of France?"
+    assert chat["finish_reasons"] == ["stop"] and chat["messages"] == messages
+    assert chat["response"]["choices"][0]["text"] == "Paris"

@@ -40,6 +40,12 @@ __all__ = [
 
 HistoryEntry = dict[str, Any]
 
+
+def render_messages(messages: Sequence[Mapping[str, Any]]) -> str:
+    """A chat call's messages as the one ``prompt`` text its history entry shows."""
+    return "\n\n".join(f"{m.get('role', '?')}: {m.get('content', '')}" for m in messages)
+
+
 _GREEN = "\x1b[32m"
 _RESET = "\x1b[0m"
 
@@ -259,21 +265,52 @@ class LM:
         generation = await self.acomplete(prompt, **kwargs)
         if type(self).acomplete is LM.acomplete:
             return generation  # a DSPy 2.4-style basic_request keeps its own history
-        self.history.append(
-            {
-                "prompt": prompt,
-                "response": generation.to_response(),
-                "kwargs": {**self.kwargs, **kwargs},
-                "raw_kwargs": kwargs,
-                "usage": generation.usage,
-                "latency": time.perf_counter() - started,
-                "replica": generation.replica,
-                "cached": generation.cached,
-                "finish_reasons": [c.finish_reason for c in generation.completions],
-                "timestamp": time.time(),
-            }
+        self._record(
+            prompt,
+            generation.to_response(),
+            kwargs={**self.kwargs, **kwargs},
+            raw_kwargs=kwargs,
+            usage=generation.usage,
+            started=started,
+            replica=generation.replica,
+            cached=generation.cached,
+            finish_reasons=[c.finish_reason for c in generation.completions],
         )
         return generation
+
+    def _record(
+        self,
+        prompt: str,
+        response: Mapping[str, Any],
+        *,
+        kwargs: Mapping[str, Any],
+        raw_kwargs: Mapping[str, Any],
+        usage: Mapping[str, int] | None,
+        started: float,
+        replica: str | None,
+        cached: bool,
+        finish_reasons: Sequence[str | None],
+        messages: Sequence[Mapping[str, Any]] | None = None,
+    ) -> None:
+        """Append one call to :attr:`history` (the one place its entries are shaped).
+
+        ``started`` is the call's ``time.perf_counter()``; ``messages`` marks a chat call.
+        """
+        entry: dict[str, Any] = {"prompt": prompt}
+        if messages is not None:
+            entry["messages"] = list(messages)
+        entry.update(
+            response=response,
+            kwargs=kwargs,
+            raw_kwargs=raw_kwargs,
+            usage=usage,
+            latency=time.perf_counter() - started,
+            replica=replica,
+            cached=cached,
+            finish_reasons=list(finish_reasons),
+            timestamp=time.time(),
+        )
+        self.history.append(entry)
 
     async def abasic_request(self, prompt: str, **kwargs: Any) -> dict[str, Any]:
         """Generate, record the call in :attr:`history`, return the ``_generate`` shape."""

@@ -23,7 +23,7 @@ from tgispy._sync import iterate_sync, run_sync
 from tgispy.engines import Constraint, Dialect, Limits, Request, Result, dialect_for
 from tgispy.engines._detect import detected_engine, fleet_engine, mismatch, probe_replica
 from tgispy.errors import ConfigError
-from tgispy.lm._base import LM, Completion, Generation
+from tgispy.lm._base import LM, Completion, Generation, render_messages
 from tgispy.lm._tgi import (
     _from_cache,
     _key,
@@ -627,20 +627,17 @@ class FleetLM(LM):
             ],
             "usage": generation.usage,
         }
-        self.history.append(
-            {
-                "prompt": _render(messages),
-                "messages": list(messages),
-                "response": response,
-                "kwargs": merged,
-                "raw_kwargs": kwargs,
-                "usage": generation.usage,
-                "latency": time.perf_counter() - started,
-                "replica": generation.replica,
-                "cached": generation.cached,
-                "finish_reasons": [c.finish_reason for c in generation.completions],
-                "timestamp": time.time(),
-            }
+        self._record(
+            render_messages(messages),
+            response,
+            kwargs=merged,
+            raw_kwargs=kwargs,
+            usage=generation.usage,
+            started=started,
+            replica=generation.replica,
+            cached=generation.cached,
+            finish_reasons=[c.finish_reason for c in generation.completions],
+            messages=messages,
         )
         return response
 
@@ -723,23 +720,21 @@ class FleetLM(LM):
                     pieces.append(delta.text)
                     yield delta.text
         text = "".join(pieces)
-        entry: dict[str, Any] = {
-            "prompt": prompt if prompt is not None else _render(messages or []),
-            "response": {"prompt": prompt, "choices": [{"text": text, "finish_reason": finish}]},
-            "kwargs": {k: v for k, v in merged.items() if k != "cache"},
-            "raw_kwargs": dict(raw_kwargs),
-            "usage": dict(usage) if usage else None,
-            "latency": time.perf_counter() - started,
-            "replica": replica,
-            "cached": False,
-            "finish_reasons": [finish],
-            "timestamp": time.time(),
-        }
-        if messages is not None:
-            entry["messages"] = messages
-            entry["response"] = {"messages": messages, **entry["response"]}
-            del entry["response"]["prompt"]
-        self.history.append(entry)
+        choices = [{"text": text, "finish_reason": finish}]
+        self._record(
+            prompt if prompt is not None else render_messages(messages or []),
+            {"prompt": prompt, "choices": choices}
+            if messages is None
+            else {"messages": messages, "choices": choices},
+            kwargs={k: v for k, v in merged.items() if k != "cache"},
+            raw_kwargs=dict(raw_kwargs),
+            usage=dict(usage) if usage else None,
+            started=started,
+            replica=replica,
+            cached=False,
+            finish_reasons=[finish],
+            messages=messages,
+        )
 
     def stream(self, prompt: str, **kwargs: Any) -> Iterator[str]:
         """Sync face of :meth:`astream`."""
@@ -764,10 +759,6 @@ class FleetLM(LM):
 def _sorted_usage(usage: Mapping[str, int] | None) -> dict[str, int] | None:
     """``usage`` keyed in name order, as :func:`_sum_usage` keys a sum of several."""
     return {k: usage[k] for k in sorted(usage)} if usage else None
-
-
-def _render(messages: Sequence[Mapping[str, Any]]) -> str:
-    return "\n\n".join(f"{m.get('role')}: {m.get('content')}" for m in messages)
 
 
 def _merge_limits(limits: Sequence[Limits]) -> Limits:

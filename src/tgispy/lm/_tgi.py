@@ -16,7 +16,7 @@ from typing import Any
 
 from tgispy._sync import iterate_sync, run_sync
 from tgispy.errors import ConfigError
-from tgispy.lm._base import LM, Completion, Generation
+from tgispy.lm._base import LM, Completion, Generation, render_messages
 from tgispy.tgi._client import TGIClient
 from tgispy.tgi._endpoints import Credentials, PortArg, UrlArg, replica_urls, split_userinfo
 from tgispy.tgi._policy import RetryPolicy, RoutingPolicy, Timeout
@@ -247,19 +247,17 @@ class HFClientTGI(LM):
             ],
             "usage": generation.usage,
         }
-        self.history.append(
-            {
-                "prompt": _render_messages(messages),
-                "messages": list(messages),
-                "response": response,
-                "kwargs": merged,
-                "raw_kwargs": kwargs,
-                "usage": generation.usage,
-                "latency": time.perf_counter() - started,
-                "replica": generation.replica,
-                "cached": generation.cached,
-                "timestamp": time.time(),
-            }
+        self._record(
+            render_messages(messages),
+            response,
+            kwargs=merged,
+            raw_kwargs=kwargs,
+            usage=generation.usage,
+            started=started,
+            replica=generation.replica,
+            cached=generation.cached,
+            finish_reasons=[c.finish_reason for c in generation.completions],
+            messages=messages,
         )
         return response
 
@@ -304,23 +302,21 @@ class HFClientTGI(LM):
                 pieces.append(chunk.content)
                 yield chunk.content
         text = "".join(pieces)
-        self.history.append(
+        self._record(
+            render_messages(messages),
             {
-                "prompt": _render_messages(messages),
                 "messages": list(messages),
-                "response": {
-                    "messages": list(messages),
-                    "choices": [{"text": text, "finish_reason": finish_reason}],
-                    "usage": usage,
-                },
-                "kwargs": merged,
-                "raw_kwargs": kwargs,
+                "choices": [{"text": text, "finish_reason": finish_reason}],
                 "usage": usage,
-                "latency": time.perf_counter() - started,
-                "replica": replica,
-                "cached": False,
-                "timestamp": time.time(),
-            }
+            },
+            kwargs=merged,
+            raw_kwargs=kwargs,
+            usage=usage,
+            started=started,
+            replica=replica,
+            cached=False,
+            finish_reasons=[finish_reason],
+            messages=messages,
         )
 
     def chat_stream(self, messages: Sequence[Mapping[str, Any]], **kwargs: Any) -> Iterator[str]:
@@ -352,19 +348,16 @@ class HFClientTGI(LM):
             if event.is_final:
                 details = event.details
                 text = event.generated_text or ""
-                self.history.append(
-                    {
-                        "prompt": prompt,
-                        "response": {"prompt": prompt, "choices": [{"text": text}]},
-                        "kwargs": merged,
-                        "raw_kwargs": kwargs,
-                        "usage": _usage_from_details(details),
-                        "latency": time.perf_counter() - started,
-                        "replica": replica,
-                        "cached": False,
-                        "finish_reasons": [details.finish_reason if details else None],
-                        "timestamp": time.time(),
-                    }
+                self._record(
+                    prompt,
+                    {"prompt": prompt, "choices": [{"text": text}]},
+                    kwargs=merged,
+                    raw_kwargs=kwargs,
+                    usage=_usage_from_details(details),
+                    started=started,
+                    replica=replica,
+                    cached=False,
+                    finish_reasons=[details.finish_reason if details else None],
                 )
                 rest = _stream_remainder("".join(pieces), text, event)
                 if rest:
@@ -531,10 +524,6 @@ def _usage_from_details(details: Any) -> dict[str, int] | None:
         usage["prompt_tokens"] = int(details.input_length)
         usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
     return usage
-
-
-def _render_messages(messages: Sequence[Mapping[str, Any]]) -> str:
-    return "\n\n".join(f"{m.get('role', '?')}: {m.get('content', '')}" for m in messages)
 
 
 def _resolve_cache(cache: Any) -> Any:
