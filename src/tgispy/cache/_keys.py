@@ -21,6 +21,7 @@ from collections.abc import Mapping
 from json.encoder import encode_basestring_ascii as _ascii
 from typing import Any
 
+from tgispy._snapshot import flat_snapshot
 from tgispy.errors import ConfigError
 
 __all__ = ["cache_key", "canonical_json", "decode_value", "encode_value", "request_key"]
@@ -226,26 +227,6 @@ def cache_key(request: Mapping[str, Any]) -> str:
 #: call), by a typed snapshot of the value
 _PARTS: dict[tuple[Any, ...], str] = {}
 _PARTS_MAX = 256
-_SNAPSHOT_SCALARS = frozenset({str, int, float, bool, type(None)})
-
-
-def _snapshot(value: Any) -> tuple[Any, ...] | None:
-    """A hashable, typed copy of a flat dict of scalars and lists of strings, else None."""
-    if type(value) is not dict:
-        return None
-    parts: list[Any] = []
-    for name, item in value.items():
-        kind = type(item)
-        if kind is list or kind is tuple:
-            for element in item:
-                if type(element) is not str:
-                    return None
-            parts.append((name, kind, *item))
-        elif kind in _SNAPSHOT_SCALARS:
-            parts.append((name, kind, item))
-        else:
-            return None
-    return tuple(parts)
 
 
 def request_key(model: str, endpoint: str, body: Mapping[str, Any]) -> str:
@@ -274,7 +255,7 @@ def request_key(model: str, endpoint: str, body: Mapping[str, Any]) -> str:
         if type(value) is str:
             text = _ascii(value)
         else:
-            snap = _snapshot(value)
+            snap = flat_snapshot(value) if type(value) is dict else None
             cached = _PARTS.get(snap) if snap is not None else None
             if cached is None:
                 path: _Path = (((), "body"), name)

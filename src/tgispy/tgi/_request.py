@@ -21,6 +21,7 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from tgispy._snapshot import flat_snapshot
 from tgispy.errors import InvalidRequestError
 from tgispy.tgi._info import PARAMETER_SINCE, ServerInfo
 from tgispy.tgi._protocol import (
@@ -269,29 +270,6 @@ _FLAGS = ("watermark", "return_full_text", "decoder_input_details", "details")
 #: settings call after call, and checking them costs more than the rest of building the request
 _MEMO: dict[tuple[Any, ...], tuple[ServerInfo | None, dict[str, Any]]] = {}
 _MEMO_SIZE = 256
-_MEMO_SCALARS = frozenset({str, int, float, bool, type(None)})
-
-
-def _memo_key(
-    kwargs: Mapping[str, Any], info: ServerInfo | None, stream: bool
-) -> tuple[Any, ...] | None:
-    """A hashable key for ``kwargs`` whose values are scalars or lists of strings, else None.
-
-    Types are part of the key: ``True == 1`` and ``1.0 == 1`` must not share a result.
-    """
-    parts: list[Any] = [id(info), stream]
-    for name, value in kwargs.items():
-        kind = type(value)
-        if kind is list or kind is tuple:
-            for item in value:
-                if type(item) is not str:
-                    return None
-            parts.append((name, kind, *value))
-        elif kind in _MEMO_SCALARS:
-            parts.append((name, kind, value))
-        else:
-            return None
-    return tuple(parts)
 
 
 def _copy_parameters(params: dict[str, Any]) -> dict[str, Any]:
@@ -322,7 +300,8 @@ def generation_parameters(
         >>> generation_parameters({"temperature": 0.7, "n": 3, "stop": "\\n"})
         {'do_sample': True, 'temperature': 0.7, 'details': True, 'best_of': 3, 'stop': ['\\n']}
     """
-    key = _memo_key(kwargs, info, stream)
+    snapshot = flat_snapshot(kwargs)
+    key = None if snapshot is None else (id(info), stream, snapshot)
     if key is not None:
         hit = _MEMO.get(key)  # the entry holds its info, so that id is not reused meanwhile
         if hit is not None:
