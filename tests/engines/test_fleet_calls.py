@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 import tgispy as dspy
+from tgispy.engines import _discovery
 from tgispy.errors import ConfigError
-from tgispy.lm import _fleet
 from tgispy.lm._fleet import FleetLM, request_from_kwargs
 from tgispy.testing import MockTransport, Recorded, Reply
 
@@ -115,7 +115,7 @@ def test_limits_are_read_once_when_every_replica_answered() -> None:
 
 
 def test_a_replica_whose_limits_failed_is_asked_again(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(_fleet, "_LIMITS_RETRY_AFTER", 0.0)  # ask again at once
+    monkeypatch.setattr(_discovery, "RETRY_AFTER_S", 0.0)  # ask again at once
     vllm_double = doubles.vllm(echo)
     broken = {"r1"}
 

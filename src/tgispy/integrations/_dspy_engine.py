@@ -20,7 +20,6 @@ import contextlib
 import dataclasses
 import json
 import logging
-import time
 from collections.abc import AsyncGenerator, Iterator, Mapping, Sequence
 from typing import Any, TypeAlias, cast
 
@@ -38,9 +37,9 @@ from tgispy.engines import Request as EngineRequest  # noqa: E402
 from tgispy.engines._detect import (  # noqa: E402
     detected_engine,
     fleet_engine,
-    mismatch,
     probe_replica,
 )
+from tgispy.engines._discovery import ReplicaLimits  # noqa: E402
 from tgispy.errors import ConfigError, TGIError  # noqa: E402
 from tgispy.integrations._dspy_wire import (  # noqa: E402
     CHAT_PARAMETERS,
@@ -83,7 +82,6 @@ _ENDPOINTS = ("chat", "generate")
 ENGINE_NAMES: tuple[str, ...] = ("tgi", *ENGINES, "auto")
 
 #: how long a failed limits discovery is remembered before trying again
-_LIMITS_RETRY_AFTER = 30.0
 
 # The OpenAI-style parameter names DSPy's adapters may look up in ``supported_params``: the
 # fields of TGI's chat body (tgispy.tgi._protocol.CHAT_FIELDS) but the ones the engine sets
@@ -261,9 +259,7 @@ class AsyncTGIEngine:
             dialect_for(engine, prefix=self._prefix) if engine not in ("tgi", "auto") else None
         )
         self._detected = engine != "auto"
-        self._limits: dict[str, Limits] = {}
-        self._limits_failed_at: dict[str, float] = {}
-        self._mismatch: str | None = None
+        self._replica_limits = ReplicaLimits()
         if client is None:
             options: dict[str, Any] = {"headers": dict(headers or {}), "verify": verify}
             if auth is not None:
@@ -362,37 +358,8 @@ class AsyncTGIEngine:
     async def _discover(self, dialect: Dialect) -> Limits | None:
         """What the replicas say they serve (best effort, once per replica; a failed replica is
         asked again after 30 s)."""
-        path = dialect.limits_path
-        if path is None:
-            return None
-        now = time.monotonic()
-        missing = [
-            u
-            for u in self.urls
-            if u not in self._limits
-            and now - self._limits_failed_at.get(u, -_LIMITS_RETRY_AFTER) >= _LIMITS_RETRY_AFTER
-        ]
-        if missing:
-            await asyncio.gather(*(self._fetch_limits(dialect, u, path) for u in missing))
-        if self._mismatch is not None:
-            raise ConfigError(self._mismatch + "; pass the right engine= (or engine='auto')")
-        known = list(self._limits.values())
+        known = await self._replica_limits.update(self._client.get, dialect, self.urls)
         return known[0] if known else None
-
-    async def _fetch_limits(self, dialect: Dialect, url: str, path: str) -> None:
-        try:
-            resp = await self._client.get(url, path)
-            if resp.status != 200:
-                raise dialect.error(resp.status, resp.body, replica=url)
-            limits = dialect.parse_limits(resp.body)
-        except Exception as exc:  # discovery is best effort: requests still go out
-            logger.info("GET %s%s failed (%s); model names are not checked", url, path, exc)
-            self._limits_failed_at[url] = time.monotonic()
-            return
-        self._limits[url] = limits
-        owners = limits.extra.get("owned_by")
-        if isinstance(owners, list):
-            self._mismatch = mismatch(dialect.name, owners)
 
     # ---- requests --------------------------------------------------------------------------------
     def _neutral(

@@ -21,7 +21,8 @@ from typing import Any, Literal
 
 from tgispy._sync import iterate_sync, run_sync
 from tgispy.engines import Constraint, Dialect, Limits, Request, Result, dialect_for
-from tgispy.engines._detect import detected_engine, fleet_engine, mismatch, probe_replica
+from tgispy.engines._detect import detected_engine, fleet_engine, probe_replica
+from tgispy.engines._discovery import ReplicaLimits
 from tgispy.errors import ConfigError
 from tgispy.lm._base import LM, Completion, Generation, render_messages
 from tgispy.lm._tgi import (
@@ -48,7 +49,6 @@ _NOT_SENT = frozenset(
     {"model", "port", "url", "model_type", "system_prompt", "cache", "num_generations", "version"}
 )
 #: how long a failed limits discovery is remembered before trying again
-_LIMITS_RETRY_AFTER = 30.0
 
 
 def base_url_and_prefix(url: str) -> tuple[str, str]:
@@ -359,9 +359,7 @@ class FleetLM(LM):
         )
         self.urls = self._client.urls
         self._cache = _resolve_cache(cache)
-        self._limits: dict[str, Limits | None] = {}
-        self._limits_failed_at: dict[str, float] = {}
-        self._mismatch: str | None = None
+        self._replica_limits = ReplicaLimits()
         #: the merged limits once every replica has answered, for the dialect that asked
         self._settled: tuple[Dialect, Limits | None] | None = None
         #: the model that passed ``check_model`` against these limits (checked once per limits)
@@ -405,36 +403,13 @@ class FleetLM(LM):
         if path is None:
             self._settled = (dialect, None)  # nothing to ask (Ollama: errors name the model)
             return None
-        now = time.monotonic()
-        missing = [
-            u
-            for u in self.urls
-            if u not in self._limits
-            and now - self._limits_failed_at.get(u, -_LIMITS_RETRY_AFTER) >= _LIMITS_RETRY_AFTER
-        ]
-        if missing:
-            await asyncio.gather(*(self._fetch_limits(u, path) for u in missing))
-        if self._mismatch is not None:
-            raise ConfigError(self._mismatch + "; pass the right engine= (or engine='auto')")
-        known = [lim for lim in self._limits.values() if lim is not None]
+        known = await self._replica_limits.update(
+            self._client.get, dialect, self.urls, answers=self._probed
+        )
         merged = _merge_limits(known) if known else None
-        if all(u in self._limits for u in self.urls) and dialect is self.dialect:
+        if self._replica_limits.complete(self.urls) and dialect is self.dialect:
             self._settled = (dialect, merged)  # every replica answered: nothing left to ask
         return merged
-
-    async def _fetch_limits(self, url: str, path: str) -> None:
-        try:
-            resp = self._probed.pop((url, path), None) or await self._client.get(url, path)
-            if resp.status != 200:
-                raise self.dialect.error(resp.status, resp.body, replica=url)
-            limits = self.dialect.parse_limits(resp.body)
-            self._limits[url] = limits
-            owners = limits.extra.get("owned_by")
-            if isinstance(owners, list):
-                self._mismatch = mismatch(self.dialect.name, owners)
-        except Exception as exc:  # discovery is best effort: requests still go out
-            logger.info("GET %s%s failed (%s); using the engine's safe defaults", url, path, exc)
-            self._limits_failed_at[url] = time.monotonic()
 
     async def supports_grammar(self) -> bool:
         """Whether the engine enforces JSON schemas (typed outputs then send one)."""
