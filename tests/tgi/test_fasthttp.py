@@ -684,6 +684,29 @@ def test_loop_shutdown_closes_pooled_connections() -> None:
         assert server.closed_by_client.is_set()
 
 
+def test_on_uvloop_the_speed_extras_other_half() -> None:
+    """tgispy[speed] pairs FastTransport with uvloop (the Makefile installs the extra): an
+    exchange, a stream and the pool's closing at loop shutdown work on uvloop's loop too."""
+    import uvloop
+
+    with RawServer(serve_forever(echo)) as server:
+
+        async def main() -> tuple[HTTPResponse, HTTPResponse, bytes]:
+            transport = FastTransport()
+            whole = await transport.send(post(server.url + "/g", body=b'{"a": 1}'))
+            head, streamed = await collect(transport.stream(post(server.url + "/s")))
+            return whole, head, streamed
+
+        whole, head, streamed = uvloop.run(main())
+        assert whole.status == head.status == 200
+        assert json.loads(whole.body)["body"] == '{"a": 1}'
+        doc = json.loads(streamed)
+        assert doc["line"].startswith("POST /s ")
+        assert doc["headers"]["accept"] == "text/event-stream"
+        server.wait(server.closed_by_client.is_set)
+        assert server.closed_by_client.is_set()
+
+
 # ---- end to end: HFClientTGI over FastTransport against the sim server -------------------------
 @pytest.fixture
 async def replica() -> AsyncIterator[Any]:
