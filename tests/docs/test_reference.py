@@ -36,7 +36,7 @@ def test_every_reference_page_is_in_the_nav() -> None:
 
 def test_docs_extra_is_installed_by_make() -> None:
     makefile = (ROOT / "Makefile").read_text()
-    assert "'.[test,server,docs]'" in makefile
+    assert "'.[test,server,docs,speed]'" in makefile
     assert re.search(r"^docs: .*\n\t\$\(VENV\)/bin/mkdocs build --strict$", makefile, re.M)
     assert re.search(r"^test: .*\bdocs\b", makefile, re.M)
 
